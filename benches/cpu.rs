@@ -1,0 +1,141 @@
+//! CPU-bound workloads: the same naive `fib` work, scheduled by every style.
+//!
+//! - `fib_batch` — a parallel map over equal inputs. Reveals each style's overhead
+//!   when any split is a good split: every parallel style should approach
+//!   `workers ×` the `seq` baseline; `evloop` and `tokio-current` stay near `1 ×`
+//!   because one thread runs all the work (that is the lesson, not a bug).
+//! - `fib_skewed` — the same map over heavy-tailed inputs (most small, a few large).
+//!   Reveals static chunking (`threads` splits the list into one chunk per worker, and
+//!   the chunk holding the large inputs sets the time) against dynamic queues and work
+//!   stealing.
+//! - `fib_forkjoin` — one recursive `fib(n)` split down to a sequential cutoff, a task
+//!   per split. Reveals what a task costs in each style (spawn, queue, steal, join).
+//!
+//! What it does not claim: anything about I/O, memory-bound work or machines with more
+//! cores than the one it ran on. Every style gets the same worker count (the available
+//! cores, or `CONCBENCH_WORKERS`); every answer is checked, before timing and after each
+//! timed iteration, and a wrong answer fails the benchmark.
+
+use std::time::{Duration, Instant};
+
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
+use workloads::{
+    FibBatch, ForkJoin, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, WrongAnswer,
+};
+
+/// `fib_batch`: this many inputs, all equal to `FIB_BATCH_N`.
+const FIB_BATCH_LEN: usize = 64;
+const FIB_BATCH_N: u32 = 27;
+/// `fib_skewed`: this many inputs between `SKEWED_N_MIN` and `SKEWED_N_MAX`.
+const SKEWED_LEN: usize = 256;
+const SKEWED_N_MIN: u32 = 20;
+const SKEWED_N_MAX: u32 = 34;
+const SKEWED_SEED: u64 = 0x5eed;
+/// `fib_forkjoin`: `fib(FORKJOIN_N)` with a task for every node above `FORKJOIN_CUTOFF`.
+const FORKJOIN_N: u32 = 34;
+const FORKJOIN_CUTOFF: u32 = 20;
+
+fn fib_batch(criterion: &mut Criterion) {
+    let batch = FibBatch::equal(FIB_BATCH_LEN, FIB_BATCH_N);
+    let parameter = format!("{FIB_BATCH_LEN}x{FIB_BATCH_N}");
+    bench_batch(criterion, Workload::FibBatch, &batch, &parameter);
+}
+
+fn fib_skewed(criterion: &mut Criterion) {
+    let batch = FibBatch::skewed(SKEWED_LEN, SKEWED_N_MIN, SKEWED_N_MAX, SKEWED_SEED);
+    let parameter = format!("{SKEWED_LEN}x{SKEWED_N_MIN}-{SKEWED_N_MAX}");
+    bench_batch(criterion, Workload::FibSkewed, &batch, &parameter);
+}
+
+fn bench_batch(criterion: &mut Criterion, workload: Workload, batch: &FibBatch, parameter: &str) {
+    let mut group = criterion.benchmark_group(workload.name());
+    group.throughput(Throughput::Elements(batch.len() as u64));
+    configure(&mut group);
+    for entry in catalog::STYLES {
+        bench_style(
+            &mut group,
+            entry,
+            workload,
+            parameter,
+            |style| style.fib_batch(batch.inputs()),
+            |answers| batch.check(answers),
+        );
+    }
+    group.finish();
+}
+
+fn fib_forkjoin(criterion: &mut Criterion) {
+    let job = ForkJoin::new(FORKJOIN_N, FORKJOIN_CUTOFF);
+    let mut group = criterion.benchmark_group(Workload::FibForkJoin.name());
+    configure(&mut group);
+    for entry in catalog::STYLES {
+        bench_style(
+            &mut group,
+            entry,
+            Workload::FibForkJoin,
+            &format!("{FORKJOIN_N}-cutoff{FORKJOIN_CUTOFF}"),
+            |style| style.fib_forkjoin(job),
+            |&answer| job.check(answer),
+        );
+    }
+    group.finish();
+}
+
+/// Each iteration takes milliseconds to tens of milliseconds: ten flat samples of a few
+/// iterations each keep the suite within minutes and give criterion ten points to test.
+fn configure(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    group.sampling_mode(SamplingMode::Flat);
+}
+
+/// Builds `entry` once, checks one answer, then times `run` with every answer checked
+/// outside the timed region. Styles that do not run the workload are skipped with a note.
+fn bench_style<T>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    entry: &StyleEntry,
+    workload: Workload,
+    parameter: &str,
+    run: impl Fn(&dyn Style) -> Result<T, StyleError>,
+    check: impl Fn(&T) -> Result<(), WrongAnswer>,
+) {
+    if let Support::NotApplicable(reason) = (entry.support)(workload) {
+        eprintln!("{workload}/{}: n/a: {reason}", entry.name);
+        return;
+    }
+    let style = (entry.build)(&style_config())
+        .unwrap_or_else(|error| panic!("{}: cannot build the style: {error}", entry.name));
+    let run_checked = || {
+        let start = Instant::now();
+        let answer = run(style.as_ref());
+        let elapsed = start.elapsed();
+        let answer = answer.unwrap_or_else(|error| panic!("{workload}/{}: {error}", entry.name));
+        if let Err(wrong) = check(&answer) {
+            panic!("{workload}/{} gave a wrong answer: {wrong}", entry.name);
+        }
+        elapsed
+    };
+    run_checked();
+    group.bench_function(BenchmarkId::new(entry.name, parameter), |bencher| {
+        bencher.iter_custom(|iters| (0..iters).map(|_| run_checked()).sum::<Duration>());
+    });
+}
+
+/// The same configuration for every style: the worker count from the environment and
+/// this package's binary as the worker process.
+fn style_config() -> StyleConfig {
+    let workers = StyleConfig::default_workers().unwrap_or_else(|error| panic!("{error}"));
+    StyleConfig::new(workers).with_worker_command(catalog::worker_command(
+        env!("CARGO_BIN_EXE_concbench").as_ref(),
+    ))
+}
+
+criterion_group! {
+    name = cpu;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(10);
+    targets = fib_batch, fib_skewed, fib_forkjoin
+}
+criterion_main!(cpu);

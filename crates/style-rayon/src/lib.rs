@@ -1,0 +1,66 @@
+//! rayon: a work-stealing pool built once with the worker count; batches use
+//! `par_iter`, fork-join uses `rayon::join` down to the cutoff.
+//!
+//! The pool is a private [`rayon::ThreadPool`], never the global one, so its size is
+//! exactly the configured worker count whatever else in the process uses rayon.
+
+#![forbid(unsafe_code)]
+
+use rayon::prelude::*;
+use workloads::{ForkJoin, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload};
+
+/// The `rayon` row of the catalog.
+pub const ENTRY: StyleEntry = StyleEntry {
+    name: "rayon",
+    summary: "a private rayon pool: `par_iter` for batches, `join` for fork-join",
+    support,
+    build,
+};
+
+fn support(workload: Workload) -> Support {
+    match workload {
+        Workload::FibBatch | Workload::FibSkewed | Workload::FibForkJoin => Support::Runs,
+    }
+}
+
+fn build(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.workers.get())
+        .thread_name(|worker_idx| format!("rayon-style-{worker_idx}"))
+        .build()
+        .map_err(|error| {
+            StyleError::WorkerFailed(format!("cannot build the rayon pool: {error}"))
+        })?;
+    Ok(Box::new(Rayon { pool }))
+}
+
+/// A rayon pool of exactly `workers` threads, built once and reused by every call.
+#[derive(Debug)]
+pub struct Rayon {
+    pool: rayon::ThreadPool,
+}
+
+impl Style for Rayon {
+    fn fib_batch(&self, inputs: &[u32]) -> Result<Vec<u64>, StyleError> {
+        // `install` runs the closure on a pool worker and blocks the caller until the
+        // whole parallel iterator has finished.
+        Ok(self
+            .pool
+            .install(|| inputs.par_iter().map(|&n| workloads::fib(n)).collect()))
+    }
+
+    fn fib_forkjoin(&self, job: ForkJoin) -> Result<u64, StyleError> {
+        Ok(self.pool.install(|| join_fib(job, job.n)))
+    }
+}
+
+/// `fib(n)` by `rayon::join` on every split node of the job's tree.
+fn join_fib(job: ForkJoin, n: u32) -> u64 {
+    match job.step(n) {
+        Step::Leaf(value) => value,
+        Step::Split(left, right) => {
+            let (left, right) = rayon::join(|| join_fib(job, left), || join_fib(job, right));
+            left + right
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! The concbench contract.
+//!
+//! Every concurrency style implements the same workloads behind the [`Style`] trait, and
+//! every answer goes through the same check ([`check_fib_answers`]). This crate holds
+//! everything the styles share so that each style crate contains only what is specific
+//! to that style:
+//!
+//! - [`fib`]: the naive recursive Fibonacci that is the CPU cost model, and
+//!   [`fib_reference`], the fast answer it is checked against;
+//! - [`FibBatch`] and [`ForkJoin`]: deterministic input sets for the CPU workloads;
+//! - [`Style`], [`StyleEntry`], [`Workload`] and [`Support`]: what a style must answer,
+//!   and how it says "not applicable, because …" without faking a result.
+
+#![forbid(unsafe_code)]
+
+mod check;
+mod fib;
+mod inputs;
+mod style;
+
+pub use check::{WrongAnswer, check_fib_answers};
+pub use fib::{MAX_REFERENCE_N, fib, fib_reference};
+pub use inputs::{FibBatch, ForkJoin, Step};
+pub use style::{
+    Style, StyleConfig, StyleEntry, StyleError, Support, WORKERS_ENV, WorkerCommand, Workload,
+};

@@ -1,0 +1,55 @@
+//! `concbench`: the command line of the paired concurrency benchmarks.
+//!
+//! Each subcommand lives in its own module under `cli/`; this file only parses the
+//! command line, runs the chosen subcommand and turns its error into one line on
+//! stderr and an exit code (2 for usage errors, 1 for everything else).
+
+#![forbid(unsafe_code)]
+
+mod cli;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Paired concurrency benchmarks: the same workloads in every Rust concurrency style.
+#[derive(Debug, Parser)]
+#[command(name = "concbench", version, about, long_about = None)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the style × workload matrix, with the reason for every n/a cell.
+    List(cli::list::ListArgs),
+    /// Serve worker-process requests on stdin/stdout (started by the process style).
+    #[command(name = catalog::WORKER_SUBCOMMAND, hide = true)]
+    Worker,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::List(list_args) => cli::list::run(&list_args),
+        Command::Worker => style_process::run_worker(io::stdin().lock(), io::stdout().lock())
+            .map_err(anyhow::Error::from),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            let _ = writeln!(io::stderr(), "concbench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Whether the error is a closed stdout (`concbench list | head`), which is not an error.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<io::Error>()
+        .is_some_and(|error| error.kind() == io::ErrorKind::BrokenPipe)
+}

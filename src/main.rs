@@ -25,6 +25,12 @@ struct Args {
 enum Command {
     /// Print the style × workload matrix, with the reason for every n/a cell.
     List(cli::list::ListArgs),
+    /// Run one style's fib server until SIGINT or SIGTERM.
+    Serve(cli::serve::ServeArgs),
+    /// Drive a server with load and report its rate and latency percentiles.
+    Load(cli::load::LoadArgs),
+    /// Run a scenario criterion cannot express (servers in child processes, task costs).
+    Scenario(cli::scenario::ScenarioArgs),
     /// Serve worker-process requests on stdin/stdout (started by the process style).
     #[command(name = catalog::WORKER_SUBCOMMAND, hide = true)]
     Worker,
@@ -34,6 +40,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::List(list_args) => cli::list::run(&list_args),
+        Command::Serve(serve_args) => cli::serve::run(&serve_args),
+        Command::Load(load_args) => cli::load::run(&load_args),
+        Command::Scenario(scenario_args) => cli::scenario::run(&scenario_args),
         Command::Worker => style_process::run_worker(io::stdin().lock(), io::stdout().lock())
             .map_err(anyhow::Error::from),
     };

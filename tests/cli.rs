@@ -57,3 +57,115 @@ fn usage_errors_exit_with_2() {
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     assert!(!output.stderr.is_empty());
 }
+
+#[test]
+fn load_drives_a_server_and_reports_json() {
+    let server = common::ServerProcess::start("threads", 30);
+    let output = concbench(&[
+        "load",
+        "--addr",
+        &server.addr().to_string(),
+        "--connections",
+        "3",
+        "--requests",
+        "300",
+        "--n",
+        "12",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(report["requests"], 300);
+    assert_eq!(report["right"], 300);
+    assert_eq!(report["errors"], 0);
+    for field in ["rps", "p50_us", "p99_us", "p999_us", "max_us"] {
+        assert!(report[field].is_number(), "{field} missing: {report}");
+    }
+}
+
+#[test]
+fn load_without_a_server_fails_with_one_clear_line() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port");
+    let output = concbench(&["load", "--addr", &addr.to_string(), "--requests", "1"]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot connect"), "{stderr}");
+}
+
+#[test]
+fn serve_refuses_an_unknown_style_as_a_usage_error() {
+    let output = concbench(&["serve", "--style", "no-such-style"]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("possible values"));
+}
+
+#[test]
+fn beazley_scenario_measures_every_phase_and_leaves_no_server() {
+    let json = std::env::temp_dir().join(format!("concbench-beazley-{}.json", std::process::id()));
+    let mut scenario = Command::new(common::concbench_binary())
+        .args([
+            "scenario",
+            "beazley",
+            "--styles",
+            "threads,evloop",
+            "--duration",
+            "300ms",
+        ])
+        .args(["--hog-n", "22", "--no-redis", "--json"])
+        .arg(&json)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the scenario");
+    // Watch the scenario's children while it runs: every one must be gone when it exits.
+    let mut servers = std::collections::HashSet::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while scenario.try_wait().expect("try_wait").is_none() {
+        servers.extend(common::child_pids(scenario.id()));
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scenario did not finish"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let output = scenario.wait_with_output().expect("output");
+    assert!(output.status.success(), "{output:?}");
+    assert!(!servers.is_empty(), "the scenario started no server");
+    for pid in servers {
+        assert!(
+            !common::process_exists(pid),
+            "server {pid} outlived the scenario"
+        );
+    }
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.contains("threads") && table.contains("evloop"),
+        "{table}"
+    );
+    assert!(!table.contains("FAILED"), "{table}");
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON file"))
+            .expect("JSON rows");
+    let _ = std::fs::remove_file(&json);
+    // Two styles × (throughput at 1 and 32 connections, hog).
+    assert_eq!(rows.len(), 6, "{rows:#?}");
+    for row in &rows {
+        for field in [
+            "style",
+            "phase",
+            "connections",
+            "rps",
+            "p50_us",
+            "p99_us",
+            "max_us",
+        ] {
+            assert!(!row[field].is_null(), "{field} missing in {row}");
+        }
+        assert_eq!(row["errors"], 0, "{row}");
+    }
+    assert!(
+        rows.iter()
+            .any(|row| row["phase"] == "hog" && row["style"] == "evloop")
+    );
+}

@@ -8,6 +8,11 @@
 
 mod common;
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use workloads::server::ServeConfig;
 use workloads::{FibBatch, ForkJoin, Style, StyleError, Support, Workload};
 
 /// Runs `workload` on `style` with every test input set and checks each answer.
@@ -64,7 +69,33 @@ fn run_and_check(style: &dyn Style, workload: Workload) {
                     .unwrap_or_else(|wrong| panic!("{job:?}: {wrong}"));
             }
         }
+        // The protocol itself is tested against every server in `tests/protocol.rs`,
+        // through the binary; this checks the in-process contract: serve, answer, stop.
+        Workload::Throughput => serve_and_ask(style, b"1\n10\n", &["1", "55"]),
+        Workload::HogLatency => serve_and_ask(style, b"25\n1\n", &["75025", "1"]),
     }
+}
+
+/// Starts `style`'s server in this process, sends `requests`, checks the `replies`, and
+/// stops the server.
+fn serve_and_ask(style: &dyn Style, requests: &[u8], replies: &[&str]) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let server = style
+        .serve(listener, ServeConfig::default())
+        .expect("serve");
+    let stream = TcpStream::connect(server.local_addr()).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    let mut reader = BufReader::new(stream);
+    reader.get_mut().write_all(requests).expect("write");
+    for expected in replies {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("reply");
+        assert_eq!(line.trim_end(), *expected);
+    }
+    drop(reader);
+    server.stop();
 }
 
 /// Runs `workload` once with a small input, for styles expected to refuse it.
@@ -72,6 +103,10 @@ fn run_once(style: &dyn Style, workload: Workload) -> Result<(), StyleError> {
     match workload {
         Workload::FibBatch | Workload::FibSkewed => style.fib_batch(&[5]).map(drop),
         Workload::FibForkJoin => style.fib_forkjoin(ForkJoin::new(10, 5)).map(drop),
+        Workload::Throughput | Workload::HogLatency => {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            style.serve(listener, ServeConfig::default()).map(drop)
+        }
     }
 }
 
@@ -95,6 +130,16 @@ macro_rules! conformance {
                 fn fib_forkjoin() {
                     check_workload($style, Workload::FibForkJoin);
                 }
+
+                #[test]
+                fn throughput() {
+                    check_workload($style, Workload::Throughput);
+                }
+
+                #[test]
+                fn hog_latency() {
+                    check_workload($style, Workload::HogLatency);
+                }
             }
         )*
 
@@ -109,12 +154,16 @@ conformance! {
     pool => "pool",
     process => "process",
     evloop => "evloop",
+    evloop_offload => "evloop-offload",
     rayon => "rayon",
     crossbeam => "crossbeam",
     tokio => "tokio",
     tokio_current => "tokio-current",
+    tokio_offload => "tokio-offload",
     async_std => "async-std",
+    async_std_offload => "async-std-offload",
     smol => "smol",
+    smol_offload => "smol-offload",
 }
 
 #[test]
@@ -129,7 +178,11 @@ fn every_workload_has_a_conformance_test() {
     // match stops compiling until it is.
     for workload in Workload::ALL {
         match workload {
-            Workload::FibBatch | Workload::FibSkewed | Workload::FibForkJoin => {}
+            Workload::FibBatch
+            | Workload::FibSkewed
+            | Workload::FibForkJoin
+            | Workload::Throughput
+            | Workload::HogLatency => {}
         }
     }
 }

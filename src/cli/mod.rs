@@ -1,3 +1,40 @@
-//! One module per subcommand.
+//! One module per subcommand, and what they share.
 
 pub(crate) mod list;
+pub(crate) mod load;
+mod progress;
+pub(crate) mod scenario;
+pub(crate) mod serve;
+mod table;
+
+use std::num::NonZeroUsize;
+
+use anyhow::Context;
+use workloads::StyleConfig;
+
+/// The configuration every style is built from: `workers` (or `CONCBENCH_WORKERS`, or
+/// the available cores) and this very binary as the process style's worker.
+pub(crate) fn style_config(workers: Option<NonZeroUsize>) -> anyhow::Result<StyleConfig> {
+    let workers = match workers {
+        Some(workers) => workers,
+        None => StyleConfig::default_workers()?,
+    };
+    let binary =
+        std::env::current_exe().context("cannot find the concbench binary for worker processes")?;
+    Ok(StyleConfig::new(workers).with_worker_command(catalog::worker_command(&binary)))
+}
+
+/// clap's parser for a style name: one of the catalog's, listed in `--help` and in the
+/// error for any other.
+pub(crate) fn style_name_parser() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(catalog::names())
+}
+
+/// A latency in microseconds as a short human string: `850µs`, `12.3ms`, `1.20s`.
+pub(crate) fn format_micros(micros: u64) -> String {
+    match micros {
+        0..1_000 => format!("{micros}µs"),
+        1_000..1_000_000 => format!("{:.1}ms", micros as f64 / 1e3),
+        _ => format!("{:.2}s", micros as f64 / 1e6),
+    }
+}

@@ -35,3 +35,113 @@ pub fn is_our_child(pid: u32) -> bool {
         .and_then(|ppid| ppid.parse().ok());
     parent == Some(std::process::id())
 }
+
+/// A `concbench serve` child process, killed and reaped on drop (also when a test
+/// fails), so no server outlives its test.
+pub struct ServerProcess {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+/// How long a server may take to print its address.
+const SERVER_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+impl ServerProcess {
+    /// Starts `style`'s server on a free loopback port, serving `n <= max_n`, with
+    /// [`TEST_WORKERS`] workers, and waits for its `listening on ADDR` line.
+    pub fn start(style: &str, max_n: u32) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(concbench_binary())
+            .args(["serve", "--style", style, "--addr", "127.0.0.1:0"])
+            .args([
+                "--max-n",
+                &max_n.to_string(),
+                "--workers",
+                &TEST_WORKERS.to_string(),
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start concbench serve");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (line_sender, line_receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let _ = line_sender.send(lines.next());
+            // Keep reading, so the server never writes into a closed pipe.
+            for _ in lines {}
+        });
+        let mut server = Self {
+            child,
+            addr: "127.0.0.1:0".parse().expect("literal address"),
+        };
+        let line = match line_receiver.recv_timeout(SERVER_START_TIMEOUT) {
+            Ok(Some(Ok(line))) => line,
+            other => panic!("{style}: no `listening on` line: {other:?}"),
+        };
+        server.addr = line
+            .strip_prefix("listening on ")
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("{style}: unexpected first line {line:?}"));
+        server
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the server to exit; returns its exit
+    /// status, or `None` if it did not exit in time (it is then killed on drop).
+    pub fn terminate(&mut self, timeout: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The ids of `parent`'s child processes, from `/proc`.
+pub fn child_pids(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| parent_of(pid) == Some(parent))
+        .collect()
+}
+
+/// Whether a process with this id exists (alive or zombie).
+pub fn process_exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; the fields after its ')' are fixed.
+    let after_name = stat.rsplit_once(')')?.1;
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}

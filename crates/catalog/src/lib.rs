@@ -15,12 +15,16 @@ pub const STYLES: &[StyleEntry] = &[
     style_pool::ENTRY,
     style_process::ENTRY,
     style_evloop::ENTRY,
+    style_evloop::ENTRY_OFFLOAD,
     style_rayon::ENTRY,
     style_crossbeam::ENTRY,
     style_tokio::ENTRY,
     style_tokio::ENTRY_CURRENT,
+    style_tokio::ENTRY_OFFLOAD,
     style_async_std::ENTRY,
+    style_async_std::ENTRY_OFFLOAD,
     style_smol::ENTRY,
+    style_smol::ENTRY_OFFLOAD,
 ];
 
 /// The `concbench` subcommand that turns the binary into a worker process.

@@ -9,37 +9,84 @@
 //!
 //! Work is spawned with `async_std::task::spawn` and the caller waits in
 //! `task::block_on`, which runs only the caller's own future, not the spawned tasks.
+//!
+//! The server is `async_std::net` with a task per connection; `async-std` computes `fib`
+//! inline in the connection's task, `async-std-offload` on async-std's blocking pool
+//! (`task::spawn_blocking`).
 
 #![forbid(unsafe_code)]
 
 use std::future::Future;
+use std::io;
+use std::net::TcpListener;
 use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use async_std::task;
+use workloads::server::{self, FuturesIo, Placement, SERVER_VARIANT, ServeConfig, ServerHandle};
 use workloads::{
-    ForkJoin, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
+    ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
 };
 
 /// The `async-std` row of the catalog.
 pub const ENTRY: StyleEntry = StyleEntry {
     name: "async-std",
-    summary: "async-std's global executor, sized to the workers: a task per input or split",
-    support,
-    build,
+    summary: "async-std's global executor, sized to the workers: a task per input, split or connection, fib inline",
+    support: support_executor,
+    build: build_inline,
+    server_model: ServerModel::Concurrent,
 };
 
-fn support(workload: Workload) -> Support {
+/// The `async-std-offload` row of the catalog: the server with every `fib` on the
+/// blocking pool.
+pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
+    name: "async-std-offload",
+    summary: "async-std's global executor, each request's fib on `task::spawn_blocking`",
+    support: support_offload,
+    build: build_offload,
+    server_model: ServerModel::Concurrent,
+};
+
+fn support_executor(workload: Workload) -> Support {
     match workload {
-        Workload::FibBatch | Workload::FibSkewed | Workload::FibForkJoin => Support::Runs,
+        Workload::FibBatch
+        | Workload::FibSkewed
+        | Workload::FibForkJoin
+        | Workload::Throughput
+        | Workload::HogLatency => Support::Runs,
     }
+}
+
+fn support_offload(workload: Workload) -> Support {
+    match workload {
+        Workload::FibBatch | Workload::FibSkewed | Workload::FibForkJoin => {
+            Support::NotApplicable(SERVER_VARIANT)
+        }
+        Workload::Throughput | Workload::HogLatency => Support::Runs,
+    }
+}
+
+fn build_inline(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
+    start_executor(config)?;
+    Ok(Box::new(AsyncStd {
+        placement: Placement::Inline,
+    }))
+}
+
+fn build_offload(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
+    start_executor(config)?;
+    Ok(Box::new(AsyncStd {
+        placement: Placement::Offload,
+    }))
 }
 
 /// The thread count the global executor was started with, in this process.
 static EXECUTOR_THREADS: OnceLock<NonZeroUsize> = OnceLock::new();
 
-fn build(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
+/// Starts the global executor with `config.workers` threads, once per process.
+fn start_executor(config: &StyleConfig) -> Result<(), StyleError> {
     let threads = *EXECUTOR_THREADS.get_or_init(|| {
         async_global_executor::init_with_config(
             async_global_executor::GlobalExecutorConfig::default()
@@ -55,17 +102,34 @@ fn build(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
             config.workers
         )));
     }
-    Ok(Box::new(AsyncStd))
+    Ok(())
 }
 
-/// A handle to async-std's global executor, started with the configured thread count.
+/// A handle to async-std's global executor, started with the configured thread count,
+/// and where its server computes `fib`.
 #[derive(Debug, Clone, Copy)]
-pub struct AsyncStd;
+pub struct AsyncStd {
+    placement: Placement,
+}
+
+impl AsyncStd {
+    /// Runs `work` as a task on the executor's threads; the caller only waits.
+    fn run<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, StyleError> {
+        if self.placement == Placement::Offload {
+            return Err(StyleError::NotApplicable(SERVER_VARIANT));
+        }
+        // A panic inside a task resurfaces here when its handle is awaited.
+        Ok(task::block_on(task::spawn(work)))
+    }
+}
 
 impl Style for AsyncStd {
     fn fib_batch(&self, inputs: &[u32]) -> Result<Vec<u64>, StyleError> {
         let inputs = inputs.to_vec();
-        run(async move {
+        self.run(async move {
             let tasks: Vec<_> = inputs
                 .into_iter()
                 .map(|n| task::spawn(async move { fib(n) }))
@@ -79,14 +143,60 @@ impl Style for AsyncStd {
     }
 
     fn fib_forkjoin(&self, job: ForkJoin) -> Result<u64, StyleError> {
-        run(spawn_fib(job, job.n))
+        self.run(spawn_fib(job, job.n))
+    }
+
+    fn serve(
+        &self,
+        listener: TcpListener,
+        config: ServeConfig,
+    ) -> Result<ServerHandle, StyleError> {
+        let local_addr = listener
+            .local_addr()
+            .map_err(StyleError::io("reading the listener's address"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(StyleError::io("making the listener non-blocking"))?;
+        let listener = async_std::net::TcpListener::from(listener);
+        let server = task::spawn(accept_connections(listener, config, self.placement));
+        // Cancelling the accept task drops the listener.
+        Ok(ServerHandle::new(local_addr, move || {
+            task::block_on(server.cancel());
+        }))
     }
 }
 
-/// Runs `work` as a task on the executor's threads; the caller only waits.
-fn run<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> Result<T, StyleError> {
-    // A panic inside a task resurfaces here when its handle is awaited.
-    Ok(task::block_on(task::spawn(work)))
+/// Accepts connections and serves each in a task of its own, until cancelled.
+async fn accept_connections(
+    listener: async_std::net::TcpListener,
+    config: ServeConfig,
+    placement: Placement,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                let _ = stream.set_nodelay(true);
+                task::spawn(async move {
+                    let compute = |n| compute_fib(n, placement);
+                    // A failed connection concerns its client only.
+                    let _ =
+                        server::serve_async_connection(FuturesIo(stream), config, compute).await;
+                });
+            }
+            Err(error) if server::is_transient_accept_error(&error) => {
+                task::sleep(Duration::from_millis(10)).await;
+            }
+            Err(error) => return eprintln!("accept failed, the server stops accepting: {error}"),
+        }
+    }
+}
+
+/// `fib(n)` in the connection's task, or on async-std's blocking pool.
+async fn compute_fib(n: u32, placement: Placement) -> io::Result<u64> {
+    match placement {
+        Placement::Inline => Ok(fib(n)),
+        Placement::Offload => Ok(task::spawn_blocking(move || fib(n)).await),
+    }
 }
 
 /// `fib(n)` as a task tree: spawn the left child of every split, await the right one

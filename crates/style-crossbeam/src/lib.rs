@@ -9,19 +9,27 @@
 //! crossbeam has no pool of its own, so the threads are spawned per call with
 //! `std::thread::scope`, the std successor of `crossbeam::scope`; a spawn costs tens of
 //! microseconds against milliseconds of work.
+//!
+//! The server is an acceptor with a thread per connection for reading, and `workers`
+//! compute threads that take `(n, reply)` jobs from one `crossbeam-channel` queue and
+//! answer on a one-slot channel; they live as long as the server.
 
 #![forbid(unsafe_code)]
 
+use std::io;
 use std::iter;
+use std::net::TcpListener;
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 
 use crossbeam::channel;
 use crossbeam::deque::{Injector, Stealer, Worker};
 use crossbeam::utils::Backoff;
+use workloads::server::{self, Compute, ServeConfig, ServerHandle};
 use workloads::{
-    ForkJoin, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
+    ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
 };
 
 /// The `crossbeam` row of the catalog.
@@ -30,11 +38,16 @@ pub const ENTRY: StyleEntry = StyleEntry {
     summary: "scoped threads: a `crossbeam-channel` queue for batches, `crossbeam-deque` stealing for fork-join",
     support,
     build,
+    server_model: ServerModel::Concurrent,
 };
 
 fn support(workload: Workload) -> Support {
     match workload {
-        Workload::FibBatch | Workload::FibSkewed | Workload::FibForkJoin => Support::Runs,
+        Workload::FibBatch
+        | Workload::FibSkewed
+        | Workload::FibForkJoin
+        | Workload::Throughput
+        | Workload::HogLatency => Support::Runs,
     }
 }
 
@@ -105,6 +118,38 @@ impl Style for Crossbeam {
                 .sum()
         });
         Ok(sum)
+    }
+
+    fn serve(
+        &self,
+        listener: TcpListener,
+        config: ServeConfig,
+    ) -> Result<ServerHandle, StyleError> {
+        let (job_sender, jobs) = channel::unbounded::<(u32, channel::Sender<u64>)>();
+        for worker_idx in 0..self.workers.get() {
+            let jobs = jobs.clone();
+            // The workers stop when every sender is gone: the server's and those held by
+            // connection threads still open.
+            thread::Builder::new()
+                .name(format!("crossbeam-worker-{worker_idx}"))
+                .spawn(move || {
+                    for (n, reply) in jobs {
+                        let _ = reply.send(fib(n));
+                    }
+                })
+                .map_err(StyleError::io("starting server workers"))?;
+        }
+        let compute: Compute = Arc::new(move |n| {
+            let (reply, answer) = channel::bounded(1);
+            job_sender
+                .send((n, reply))
+                .map_err(|_| io::Error::other("the server's workers have stopped"))?;
+            answer
+                .recv()
+                .map_err(|_| io::Error::other("a server worker dropped the request"))
+        });
+        server::spawn_thread_per_connection(listener, config, compute)
+            .map_err(StyleError::io("starting the server"))
     }
 }
 

@@ -1,18 +1,21 @@
-//! The loop itself: one thread, a queue of ready callbacks, and an epoll instance that
-//! it sleeps in when there is nothing to run.
+//! The loop itself: one thread, a queue of ready callbacks, descriptors watched with
+//! epoll, and an inbox through which other threads reach it.
 //!
 //! Other threads reach the loop only through a [`LoopHandle`]: they put a call in the
 //! inbox and write to the loop's eventfd, which wakes the `epoll_wait`. This is the
 //! seed's design (Beazley's loop woken through a socketpair), with epoll in place of
 //! `select` because epoll is what a Linux loop uses.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
 use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
-use crate::sys::{Epoll, EventFd, Interest};
+use crate::sys::{Epoll, Event, EventFd, Interest, Readiness};
 
 /// A callback queued on the loop; it runs on the loop thread and may queue more.
 pub(crate) type Callback = Box<dyn FnOnce(&mut EventLoop)>;
@@ -20,8 +23,50 @@ pub(crate) type Callback = Box<dyn FnOnce(&mut EventLoop)>;
 /// A call sent to the loop from another thread.
 pub(crate) type RemoteCall = Box<dyn FnOnce(&mut EventLoop) + Send>;
 
+/// What a registered source is woken with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Its descriptor is ready.
+    Io(Readiness),
+    /// A message posted to it (see [`LoopHandle::post`]), such as a computed answer.
+    Message(u64),
+}
+
+/// The handler of a registered source. Shared, so that it can be called while the loop
+/// is borrowed mutably; it keeps its own state behind a `RefCell`.
+pub(crate) type Handler = Rc<dyn Fn(&mut EventLoop, Token, Wake)>;
+
+/// Names one registered source for as long as the loop runs (tokens are never reused,
+/// so a late event cannot reach a newer source).
+pub(crate) type Token = u64;
+
+/// A map keyed by [`Token`]. Tokens are distinct sequential integers, so they are their
+/// own hash: no need to pay for SipHash on every event.
+pub(crate) type TokenMap<V> = HashMap<Token, V, BuildHasherDefault<TokenHasher>>;
+
+/// The identity hasher behind [`TokenMap`].
+#[derive(Debug, Default)]
+pub(crate) struct TokenHasher(u64);
+
+impl Hasher for TokenHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used for tokens; fold anything else in byte by byte.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, token: u64) {
+        self.0 = token;
+    }
+}
+
 /// The token of the loop's own wakeup descriptor.
-const WAKEUP_TOKEN: u64 = u64::MAX;
+const WAKEUP_TOKEN: Token = 0;
 
 /// The loop's state; lives on, and is only touched by, the loop thread.
 pub(crate) struct EventLoop {
@@ -29,6 +74,10 @@ pub(crate) struct EventLoop {
     wakeup: Arc<EventFd>,
     inbox: mpsc::Receiver<RemoteCall>,
     ready: VecDeque<Callback>,
+    handlers: TokenMap<Handler>,
+    next_token: Token,
+    /// Reused between turns, so dispatching events does not allocate.
+    events: Vec<Event>,
     stopping: bool,
 }
 
@@ -57,6 +106,48 @@ impl EventLoop {
         self.stopping = true;
     }
 
+    /// Watches `fd` for `interest`; `handler` is called with every event, and with every
+    /// message posted to the returned token. The caller keeps `fd` open until it
+    /// [`deregister`](Self::deregister)s it.
+    pub(crate) fn register(
+        &mut self,
+        fd: RawFd,
+        interest: Interest,
+        handler: Handler,
+    ) -> io::Result<Token> {
+        self.next_token += 1;
+        let token = self.next_token;
+        self.poller.add(fd, token, interest)?;
+        self.handlers.insert(token, handler);
+        Ok(token)
+    }
+
+    /// Changes what a registered `fd` is watched for.
+    pub(crate) fn reregister(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.poller.modify(fd, token, interest)
+    }
+
+    /// Stops watching `fd` and forgets its handler; later events and messages for the
+    /// token are dropped.
+    pub(crate) fn deregister(&mut self, fd: RawFd, token: Token) {
+        // Fails only if the descriptor was never registered or is already closed, and
+        // either way it is no longer watched.
+        let _ = self.poller.delete(fd);
+        self.handlers.remove(&token);
+    }
+
+    /// Calls the handler of `token` with `wake`, if it is still registered.
+    pub(crate) fn deliver(&mut self, token: Token, wake: Wake) {
+        if let Some(handler) = self.handlers.get(&token).cloned() {
+            handler(self, token, wake);
+        }
+    }
+
     fn run(mut self) -> io::Result<()> {
         loop {
             // Run only the callbacks that were ready when the turn began; the ones they
@@ -73,17 +164,19 @@ impl EventLoop {
             let timeout = if self.ready.is_empty() {
                 None
             } else {
-                Some(std::time::Duration::ZERO)
+                Some(Duration::ZERO)
             };
-            let mut woken = false;
-            for event in self.poller.wait(timeout)? {
+            let mut events = std::mem::take(&mut self.events);
+            events.clear();
+            events.extend(self.poller.wait(timeout)?);
+            for event in &events {
                 if event.token == WAKEUP_TOKEN {
-                    woken = true;
+                    self.wakeup.drain()?;
+                } else {
+                    self.deliver(event.token, Wake::Io(event.readiness));
                 }
             }
-            if woken {
-                self.wakeup.drain()?;
-            }
+            self.events = events;
             // Drain the inbox every turn: a call sent after the last drain has written
             // to the eventfd too, so it is never missed.
             while let Ok(call) = self.inbox.try_recv() {
@@ -104,6 +197,11 @@ impl LoopHandle {
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the event loop has stopped"))?;
         self.wakeup.notify()
     }
+
+    /// Delivers `message` to the handler of `token` on the loop thread, soon.
+    pub(crate) fn post(&self, token: Token, message: u64) -> io::Result<()> {
+        self.call(move |event_loop| event_loop.deliver(token, Wake::Message(message)))
+    }
 }
 
 impl LoopThread {
@@ -117,12 +215,15 @@ impl LoopThread {
         let thread = thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
-                // Built on its own thread: the ready queue holds callbacks that are not Send.
+                // Built on its own thread: callbacks and handlers are not Send.
                 EventLoop {
                     poller,
                     wakeup: loop_wakeup,
                     inbox,
                     ready: VecDeque::new(),
+                    handlers: TokenMap::default(),
+                    next_token: WAKEUP_TOKEN,
+                    events: Vec::new(),
                     stopping: false,
                 }
                 .run()
@@ -156,7 +257,6 @@ impl Drop for LoopThread {
 mod tests {
     use super::*;
     use std::cell::Cell;
-    use std::rc::Rc;
 
     #[test]
     fn remote_calls_run_on_the_loop_thread_in_order() {
@@ -182,24 +282,55 @@ mod tests {
 
     #[test]
     fn callbacks_queue_callbacks_until_done() {
+        fn tick(event_loop: &mut EventLoop, count: Rc<Cell<u32>>, done: mpsc::Sender<u32>) {
+            count.set(count.get() + 1);
+            if count.get() == 1000 {
+                done.send(count.get()).unwrap();
+            } else {
+                event_loop.call_soon(move |event_loop| tick(event_loop, count, done));
+            }
+        }
         let loop_thread = LoopThread::start("test-loop").unwrap();
         let (sender, receiver) = mpsc::channel();
         loop_thread
             .handle()
             .call(move |event_loop| {
                 let count = Rc::new(Cell::new(0));
-                fn tick(event_loop: &mut EventLoop, count: Rc<Cell<u32>>, done: mpsc::Sender<u32>) {
-                    count.set(count.get() + 1);
-                    if count.get() == 1000 {
-                        done.send(count.get()).unwrap();
-                    } else {
-                        event_loop.call_soon(move |event_loop| tick(event_loop, count, done));
-                    }
-                }
                 event_loop.call_soon(move |event_loop| tick(event_loop, count, sender));
             })
             .unwrap();
         assert_eq!(receiver.recv().unwrap(), 1000);
+    }
+
+    #[test]
+    fn posted_messages_reach_their_handler_until_it_deregisters() {
+        let loop_thread = LoopThread::start("test-loop").unwrap();
+        let source = Arc::new(EventFd::new().unwrap());
+        let (token_sender, token_receiver) = mpsc::channel();
+        let (message_sender, message_receiver) = mpsc::channel();
+        let fd = source.as_raw_fd();
+        loop_thread
+            .handle()
+            .call(move |event_loop| {
+                let handler: Handler = Rc::new(move |event_loop: &mut EventLoop, token, wake| {
+                    if let Wake::Message(message) = wake {
+                        message_sender.send(message).unwrap();
+                        if message == 2 {
+                            event_loop.deregister(fd, token);
+                        }
+                    }
+                });
+                let token = event_loop.register(fd, Interest::NONE, handler).unwrap();
+                token_sender.send(token).unwrap();
+            })
+            .unwrap();
+        let token = token_receiver.recv().unwrap();
+        for message in [1, 2, 3] {
+            loop_thread.handle().post(token, message).unwrap();
+        }
+        drop(loop_thread);
+        // 3 arrived after the handler deregistered itself, and was dropped.
+        assert_eq!(message_receiver.iter().collect::<Vec<_>>(), vec![1, 2]);
     }
 
     #[test]

@@ -4,46 +4,96 @@
 //! All work runs as callbacks on the one loop thread. On CPU workloads this shows what
 //! one loop thread can do — about the sequential time, whatever the worker count — which
 //! is the lesson of the seed's blocked loop, not a defect of the implementation.
+//!
+//! The server is Beazley's: one thread, non-blocking sockets, every connection a state
+//! machine driven by readiness. `evloop` computes `fib` on the loop thread, so a long
+//! request stalls every connection; `evloop-offload` sends each `fib` to an elastic pool
+//! of blocking threads and gets the answer back through the loop's eventfd, the seed's
+//! fix (its loop waited on futures through a socketpair).
 
 #![deny(unsafe_code)]
 
+mod blocking_pool;
 mod event_loop;
+mod server;
 mod sys;
 
 use std::cell::{Cell, RefCell};
+use std::net::TcpListener;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
+
+use blocking_pool::BlockingPool;
 
 use event_loop::{EventLoop, LoopThread};
+use workloads::server::{SERVER_VARIANT, ServeConfig, ServerHandle};
 use workloads::{
-    ForkJoin, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
+    ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
 };
 
 /// The `evloop` row of the catalog.
 pub const ENTRY: StyleEntry = StyleEntry {
     name: "evloop",
-    summary: "hand-built `epoll` loop: one thread runs every callback",
-    support,
-    build,
+    summary: "hand-built `epoll` loop: one thread runs every callback, fib inline",
+    support: support_loop,
+    build: build_inline,
+    server_model: ServerModel::Concurrent,
 };
 
-fn support(workload: Workload) -> Support {
+/// The `evloop-offload` row of the catalog: the loop's server with every `fib` on a
+/// pool of blocking threads.
+pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
+    name: "evloop-offload",
+    summary: "hand-built `epoll` loop, each request's fib on a blocking pool, answers back through an eventfd",
+    support: support_offload,
+    build: build_offload,
+    server_model: ServerModel::Concurrent,
+};
+
+fn support_loop(workload: Workload) -> Support {
     match workload {
-        Workload::FibBatch | Workload::FibSkewed | Workload::FibForkJoin => Support::Runs,
+        Workload::FibBatch
+        | Workload::FibSkewed
+        | Workload::FibForkJoin
+        | Workload::Throughput
+        | Workload::HogLatency => Support::Runs,
     }
 }
 
-fn build(_config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
-    // One loop thread whatever the worker count: that is the style.
-    let loop_thread =
-        LoopThread::start("evloop").map_err(StyleError::io("starting the event loop"))?;
-    Ok(Box::new(EvLoop { loop_thread }))
+fn support_offload(workload: Workload) -> Support {
+    match workload {
+        Workload::FibBatch | Workload::FibSkewed | Workload::FibForkJoin => {
+            Support::NotApplicable(SERVER_VARIANT)
+        }
+        Workload::Throughput | Workload::HogLatency => Support::Runs,
+    }
 }
 
-/// The event-loop style: one [`LoopThread`], started once.
+fn build_inline(_config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
+    // One loop thread whatever the worker count: that is the style.
+    Ok(Box::new(EvLoop {
+        loop_thread: start_loop()?,
+        blocking_pool: None,
+    }))
+}
+
+fn build_offload(_config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
+    Ok(Box::new(EvLoop {
+        loop_thread: start_loop()?,
+        blocking_pool: Some(Arc::new(BlockingPool::new())),
+    }))
+}
+
+fn start_loop() -> Result<LoopThread, StyleError> {
+    LoopThread::start("evloop").map_err(StyleError::io("starting the event loop"))
+}
+
+/// The event-loop style: one [`LoopThread`], started once, and for the offload variant
+/// the pool its server sends `fib` to.
 #[derive(Debug)]
 pub struct EvLoop {
     loop_thread: LoopThread,
+    blocking_pool: Option<Arc<BlockingPool>>,
 }
 
 impl EvLoop {
@@ -52,6 +102,9 @@ impl EvLoop {
         &self,
         start: impl FnOnce(&mut EventLoop, mpsc::Sender<T>) + Send + 'static,
     ) -> Result<T, StyleError> {
+        if self.blocking_pool.is_some() {
+            return Err(StyleError::NotApplicable(SERVER_VARIANT));
+        }
         let (sender, receiver) = mpsc::channel();
         self.loop_thread
             .handle()
@@ -98,6 +151,20 @@ impl Style for EvLoop {
             });
             event_loop.call_soon(move |event_loop| run_node(event_loop, tree, job.n));
         })
+    }
+
+    fn serve(
+        &self,
+        listener: TcpListener,
+        config: ServeConfig,
+    ) -> Result<ServerHandle, StyleError> {
+        server::start(
+            self.loop_thread.handle(),
+            listener,
+            config,
+            self.blocking_pool.clone(),
+        )
+        .map_err(StyleError::io("starting the event-loop server"))
     }
 }
 

@@ -15,14 +15,35 @@ use std::time::Duration;
 pub(crate) struct Interest(u32);
 
 impl Interest {
-    /// Readable (or hung up).
+    /// Nothing but errors and hang-ups, which epoll always reports.
+    pub(crate) const NONE: Self = Self(0);
+    /// Readable (or the peer closed its side).
     pub(crate) const READ: Self = Self(libc::EPOLLIN as u32 | libc::EPOLLRDHUP as u32);
+    /// Writable.
+    pub(crate) const WRITE: Self = Self(libc::EPOLLOUT as u32);
+}
+
+/// What a readiness event reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Readiness(u32);
+
+impl Readiness {
+    /// Data to read, end of stream, or an error that a read will report.
+    pub(crate) fn is_readable(self) -> bool {
+        self.0 & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+    }
+
+    /// The connection is closed in both directions, or failed.
+    pub(crate) fn is_hangup(self) -> bool {
+        self.0 & (libc::EPOLLHUP | libc::EPOLLERR) as u32 != 0
+    }
 }
 
 /// One readiness event: which registration, and what happened.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Event {
     pub(crate) token: u64,
+    pub(crate) readiness: Readiness,
 }
 
 /// An epoll instance.
@@ -47,6 +68,16 @@ impl Epoll {
     /// Starts watching `fd` for `interest`, level-triggered; events carry `token`.
     pub(crate) fn add(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
         self.control(libc::EPOLL_CTL_ADD, fd, token, interest)
+    }
+
+    /// Changes what `fd` is watched for.
+    pub(crate) fn modify(&self, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_MOD, fd, token, interest)
+    }
+
+    /// Stops watching `fd`.
+    pub(crate) fn delete(&self, fd: RawFd) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_DEL, fd, 0, Interest::NONE)
     }
 
     fn control(
@@ -96,7 +127,10 @@ impl Epoll {
         // SAFETY: epoll_wait initialised the first `ready` entries.
         unsafe { self.buffer.set_len(ready) };
         // Copy the fields out: `epoll_event` is packed on x86-64.
-        Ok(self.buffer.iter().map(|event| Event { token: event.u64 }))
+        Ok(self.buffer.iter().map(|event| Event {
+            token: event.u64,
+            readiness: Readiness(event.events),
+        }))
     }
 }
 

@@ -8,6 +8,11 @@
 //! so the pipe round trip is paid a few times per worker rather than once per input.
 //! Fork-join sends whole subtrees (about four per worker) rather than single nodes: a
 //! process per node would cost far more than the node.
+//!
+//! The server is the seed's: a thread per connection reads requests and sends each
+//! `fib` to the process pool, waiting for the answer. (A prefork server, with workers
+//! sharing one listening socket, would let one idle client hold a whole worker process;
+//! threads plus a pool is what the seed's `ProcessPoolExecutor` server does.)
 
 #![forbid(unsafe_code)]
 
@@ -16,8 +21,15 @@ mod pool;
 mod worker;
 
 pub use pool::{Pending, ProcessPool, ProcessPoolError};
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
 pub use worker::run_worker;
-use workloads::{ForkJoin, Style, StyleConfig, StyleEntry, StyleError, Support, Workload};
+
+use workloads::server::{self, Compute, ServeConfig, ServerHandle};
+use workloads::{
+    ForkJoin, ServerModel, Style, StyleConfig, StyleEntry, StyleError, Support, Workload,
+};
 
 /// The `process` row of the catalog.
 pub const ENTRY: StyleEntry = StyleEntry {
@@ -25,11 +37,16 @@ pub const ENTRY: StyleEntry = StyleEntry {
     summary: "pre-started worker processes fed over pipes (`ProcessPoolExecutor`)",
     support,
     build,
+    server_model: ServerModel::Concurrent,
 };
 
 fn support(workload: Workload) -> Support {
     match workload {
-        Workload::FibBatch | Workload::FibSkewed | Workload::FibForkJoin => Support::Runs,
+        Workload::FibBatch
+        | Workload::FibSkewed
+        | Workload::FibForkJoin
+        | Workload::Throughput
+        | Workload::HogLatency => Support::Runs,
     }
 }
 
@@ -40,7 +57,8 @@ fn build(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
 /// The process style: a [`ProcessPool`] of `workers` processes.
 #[derive(Debug)]
 pub struct Processes {
-    pool: ProcessPool,
+    /// Shared with the server's connection threads; shut down explicitly on drop.
+    pool: Arc<ProcessPool>,
     workers: usize,
 }
 
@@ -54,7 +72,7 @@ impl Processes {
         })?;
         let pool = ProcessPool::start(command, config.workers).map_err(worker_failed)?;
         Ok(Self {
-            pool,
+            pool: Arc::new(pool),
             workers: config.workers.get(),
         })
     }
@@ -93,6 +111,24 @@ impl Style for Processes {
             sum += leaf.wait().map_err(worker_failed)?.iter().sum::<u64>();
         }
         Ok(sum)
+    }
+
+    fn serve(
+        &self,
+        listener: TcpListener,
+        config: ServeConfig,
+    ) -> Result<ServerHandle, StyleError> {
+        let pool = Arc::clone(&self.pool);
+        let compute: Compute = Arc::new(move |n| pool.fib(n).map_err(io::Error::other));
+        server::spawn_thread_per_connection(listener, config, compute)
+            .map_err(StyleError::io("starting the server"))
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        // Connection threads may still hold the pool: kill the workers now regardless.
+        self.pool.shutdown();
     }
 }
 

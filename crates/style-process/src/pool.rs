@@ -4,7 +4,7 @@
 use std::io::{self, BufReader, BufWriter};
 use std::num::NonZeroUsize;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread::{self, JoinHandle};
 
 use workloads::WorkerCommand;
@@ -46,13 +46,15 @@ pub enum ProcessPoolError {
 /// from its stdout, so an idle worker always takes the next request (dynamic load
 /// balancing, as with `ProcessPoolExecutor`).
 ///
-/// Dropping the pool kills and reaps every worker process, also while unwinding from a
-/// panic. A worker whose pool process dies without dropping it (killed, say) sees end
-/// of input on its stdin and exits by itself.
+/// [`ProcessPool::shutdown`], or dropping the pool, kills and reaps every worker
+/// process, also while unwinding from a panic. A worker whose pool process dies without
+/// either (killed, say) sees end of input on its stdin and exits by itself.
 #[derive(Debug)]
 pub struct ProcessPool {
-    requests: Option<mpsc::Sender<Job>>,
-    workers: Vec<WorkerProcess>,
+    /// `None` once shut down. Behind a mutex so that a pool shared by many connection
+    /// threads can be shut down through a shared reference.
+    requests: Mutex<Option<mpsc::Sender<Job>>>,
+    workers: Mutex<Vec<WorkerProcess>>,
 }
 
 /// A request in flight; [`Pending::wait`] blocks until its worker answers.
@@ -79,9 +81,9 @@ impl ProcessPool {
     pub fn start(command: &WorkerCommand, workers: NonZeroUsize) -> Result<Self, ProcessPoolError> {
         let (sender, receiver) = mpsc::channel();
         let receiver = Arc::new(Mutex::new(receiver));
-        let mut pool = Self {
-            requests: Some(sender),
-            workers: Vec::with_capacity(workers.get()),
+        let pool = Self {
+            requests: Mutex::new(Some(sender)),
+            workers: Mutex::new(Vec::with_capacity(workers.get())),
         };
         let spawn_error = |source| ProcessPoolError::Spawn {
             program: command.program.display().to_string(),
@@ -111,7 +113,7 @@ impl ProcessPool {
                     return Err(spawn_error(source));
                 }
             };
-            pool.workers.push(WorkerProcess { child, feeder });
+            lock(&pool.workers).push(WorkerProcess { child, feeder });
         }
         Ok(pool)
     }
@@ -123,7 +125,7 @@ impl ProcessPool {
             request: Request::Fib(inputs),
             reply,
         };
-        self.requests
+        lock(&self.requests)
             .as_ref()
             .ok_or(ProcessPoolError::NoWorkers)?
             .send(job)
@@ -131,12 +133,41 @@ impl ProcessPool {
         Ok(Pending { reply: receiver })
     }
 
+    /// `fib(n)` on one of the workers; blocks until it answers.
+    pub fn fib(&self, n: u32) -> Result<u64, ProcessPoolError> {
+        let answers = self.submit_fib(vec![n])?.wait()?;
+        answers
+            .first()
+            .copied()
+            .ok_or_else(|| ProcessPoolError::Refused("a worker answered no value".into()))
+    }
+
     /// The operating-system process ids of the workers, for tests and diagnostics.
     pub fn worker_pids(&self) -> Vec<u32> {
-        self.workers
+        lock(&self.workers)
             .iter()
             .map(|worker| worker.child.id())
             .collect()
+    }
+
+    /// Kills and reaps every worker process; later requests fail with
+    /// [`ProcessPoolError::NoWorkers`]. Calling it again does nothing.
+    pub fn shutdown(&self) {
+        // No new requests: idle feeders see the queue close and return.
+        lock(&self.requests).take();
+        let mut workers = std::mem::take(&mut *lock(&self.workers));
+        // Workers are stateless, so killing one mid-request loses nothing but that
+        // request; its feeder then reads end of file and returns.
+        for worker in &mut workers {
+            let _ = worker.child.kill();
+        }
+        for worker in &mut workers {
+            if let Some(feeder) = worker.feeder.take() {
+                let _ = feeder.join();
+            }
+            // Reaping leaves no zombie behind.
+            let _ = worker.child.wait();
+        }
     }
 }
 
@@ -155,21 +186,14 @@ impl Pending {
 
 impl Drop for ProcessPool {
     fn drop(&mut self) {
-        // No new requests: idle feeders see the queue close and return.
-        self.requests = None;
-        // Workers are stateless, so killing one mid-request loses nothing but that
-        // request; its feeder then reads end of file and returns.
-        for worker in &mut self.workers {
-            let _ = worker.child.kill();
-        }
-        for worker in &mut self.workers {
-            if let Some(feeder) = worker.feeder.take() {
-                let _ = feeder.join();
-            }
-            // Reaping leaves no zombie behind.
-            let _ = worker.child.wait();
-        }
+        self.shutdown();
     }
+}
+
+/// Locks `mutex`, ignoring poisoning: the guarded values (a sender, a list of children,
+/// a receiver) stay consistent whatever a panicking holder was doing.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One worker's feeder thread: moves requests from the shared queue to the worker and
@@ -183,12 +207,10 @@ fn feed_worker(
     let mut to_worker = BufWriter::new(stdin);
     let mut from_worker = BufReader::new(stdout);
     loop {
-        let job = {
-            let requests = requests.lock().unwrap_or_else(PoisonError::into_inner);
-            match requests.recv() {
-                Ok(job) => job,
-                Err(mpsc::RecvError) => return,
-            }
+        // The lock is held while waiting, so idle feeders queue up behind it.
+        let job = match lock(requests).recv() {
+            Ok(job) => job,
+            Err(mpsc::RecvError) => return,
         };
         let answer = job
             .request

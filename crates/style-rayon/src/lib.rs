@@ -3,11 +3,21 @@
 //!
 //! The pool is a private [`rayon::ThreadPool`], never the global one, so its size is
 //! exactly the configured worker count whatever else in the process uses rayon.
+//!
+//! rayon does no I/O, so its server reads each connection on a thread of its own and
+//! runs every request's `fib` on the pool with `install`, which blocks the connection
+//! thread until a pool worker has run it.
 
 #![forbid(unsafe_code)]
 
+use std::net::TcpListener;
+use std::sync::Arc;
+
 use rayon::prelude::*;
-use workloads::{ForkJoin, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload};
+use workloads::server::{self, Compute, ServeConfig, ServerHandle};
+use workloads::{
+    ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload,
+};
 
 /// The `rayon` row of the catalog.
 pub const ENTRY: StyleEntry = StyleEntry {
@@ -15,11 +25,16 @@ pub const ENTRY: StyleEntry = StyleEntry {
     summary: "a private rayon pool: `par_iter` for batches, `join` for fork-join",
     support,
     build,
+    server_model: ServerModel::Concurrent,
 };
 
 fn support(workload: Workload) -> Support {
     match workload {
-        Workload::FibBatch | Workload::FibSkewed | Workload::FibForkJoin => Support::Runs,
+        Workload::FibBatch
+        | Workload::FibSkewed
+        | Workload::FibForkJoin
+        | Workload::Throughput
+        | Workload::HogLatency => Support::Runs,
     }
 }
 
@@ -31,13 +46,15 @@ fn build(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
         .map_err(|error| {
             StyleError::WorkerFailed(format!("cannot build the rayon pool: {error}"))
         })?;
-    Ok(Box::new(Rayon { pool }))
+    Ok(Box::new(Rayon {
+        pool: Arc::new(pool),
+    }))
 }
 
 /// A rayon pool of exactly `workers` threads, built once and reused by every call.
 #[derive(Debug)]
 pub struct Rayon {
-    pool: rayon::ThreadPool,
+    pool: Arc<rayon::ThreadPool>,
 }
 
 impl Style for Rayon {
@@ -51,6 +68,17 @@ impl Style for Rayon {
 
     fn fib_forkjoin(&self, job: ForkJoin) -> Result<u64, StyleError> {
         Ok(self.pool.install(|| join_fib(job, job.n)))
+    }
+
+    fn serve(
+        &self,
+        listener: TcpListener,
+        config: ServeConfig,
+    ) -> Result<ServerHandle, StyleError> {
+        let pool = Arc::clone(&self.pool);
+        let compute: Compute = Arc::new(move |n| Ok(pool.install(|| workloads::fib(n))));
+        server::spawn_thread_per_connection(listener, config, compute)
+            .map_err(StyleError::io("starting the server"))
     }
 }
 

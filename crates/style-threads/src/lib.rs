@@ -5,14 +5,19 @@
 //! Fork-join spawns a thread per split down to a small depth (about four leaves per
 //! worker) and recurses sequentially below it, because a thread per task would cost far
 //! more than the task.
+//!
+//! The server is thread-per-connection, computing inline: the operating system's
+//! scheduler time-slices a long request against the others.
 
 #![forbid(unsafe_code)]
 
+use std::net::TcpListener;
 use std::num::NonZeroUsize;
 use std::thread;
 
+use workloads::server::{self, ServeConfig, ServerHandle};
 use workloads::{
-    ForkJoin, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
+    ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
 };
 
 /// The `threads` row of the catalog.
@@ -21,11 +26,16 @@ pub const ENTRY: StyleEntry = StyleEntry {
     summary: "`std::thread::scope`: a thread per chunk, depth-limited threads for fork-join",
     support,
     build,
+    server_model: ServerModel::Concurrent,
 };
 
 fn support(workload: Workload) -> Support {
     match workload {
-        Workload::FibBatch | Workload::FibSkewed | Workload::FibForkJoin => Support::Runs,
+        Workload::FibBatch
+        | Workload::FibSkewed
+        | Workload::FibForkJoin
+        | Workload::Throughput
+        | Workload::HogLatency => Support::Runs,
     }
 }
 
@@ -63,6 +73,15 @@ impl Style for Threads {
         // the unequal halves of the Fibonacci tree even out across the cores.
         let spawn_depth = self.workers.get().next_power_of_two().trailing_zeros() + 2;
         Ok(split_on_threads(job, job.n, spawn_depth))
+    }
+
+    fn serve(
+        &self,
+        listener: TcpListener,
+        config: ServeConfig,
+    ) -> Result<ServerHandle, StyleError> {
+        server::spawn_thread_per_connection(listener, config, server::inline_compute())
+            .map_err(StyleError::io("starting the server"))
     }
 }
 

@@ -9,51 +9,84 @@
 //!
 //! Batches spawn one task per input and let tokio's work-stealing scheduler balance
 //! them; fork-join spawns the left child of every split and awaits the right one inline.
+//!
+//! The server is `tokio::net` with a task per connection. `tokio` and `tokio-current`
+//! compute `fib` inline, in the connection's task, on purpose: a long request holds its
+//! worker thread. `tokio-offload` sends every `fib` to tokio's blocking pool with
+//! `spawn_blocking`, the fix tokio's documentation prescribes for CPU-heavy work.
 
 #![forbid(unsafe_code)]
 
 use std::future::Future;
+use std::io;
+use std::net::TcpListener;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::{Builder, Runtime};
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
+use tokio::task::{JoinHandle, JoinSet};
+use workloads::server::{self, AsyncStream, Placement, SERVER_VARIANT, ServeConfig, ServerHandle};
 use workloads::{
-    ForkJoin, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
+    ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
 };
 
 /// The `tokio` row of the catalog: the multi-thread runtime.
 pub const ENTRY: StyleEntry = StyleEntry {
     name: "tokio",
-    summary: "tokio multi-thread runtime: a task per input or split, on the workers",
-    support,
+    summary: "tokio multi-thread runtime: a task per input, split or connection, fib inline",
+    support: support_runtime,
     build: build_multi_thread,
+    server_model: ServerModel::Concurrent,
 };
 
 /// The `tokio-current` row of the catalog: the current-thread runtime.
 pub const ENTRY_CURRENT: StyleEntry = StyleEntry {
     name: "tokio-current",
-    summary: "tokio current-thread runtime: every task on the calling thread",
-    support,
+    summary: "tokio current-thread runtime: every task on one thread, fib inline",
+    support: support_runtime,
     build: build_current_thread,
+    server_model: ServerModel::Concurrent,
 };
 
-fn support(workload: Workload) -> Support {
+/// The `tokio-offload` row of the catalog: the multi-thread runtime's server with every
+/// `fib` sent to the blocking pool.
+pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
+    name: "tokio-offload",
+    summary: "tokio multi-thread runtime, each request's fib on `spawn_blocking`",
+    support: support_offload,
+    build: build_offload,
+    server_model: ServerModel::Concurrent,
+};
+
+fn support_runtime(workload: Workload) -> Support {
     match workload {
-        Workload::FibBatch | Workload::FibSkewed | Workload::FibForkJoin => Support::Runs,
+        Workload::FibBatch
+        | Workload::FibSkewed
+        | Workload::FibForkJoin
+        | Workload::Throughput
+        | Workload::HogLatency => Support::Runs,
+    }
+}
+
+fn support_offload(workload: Workload) -> Support {
+    match workload {
+        Workload::FibBatch | Workload::FibSkewed | Workload::FibForkJoin => {
+            Support::NotApplicable(SERVER_VARIANT)
+        }
+        Workload::Throughput | Workload::HogLatency => Support::Runs,
     }
 }
 
 fn build_multi_thread(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
-    let runtime = Builder::new_multi_thread()
-        .worker_threads(config.workers.get())
-        .thread_name("tokio-style")
-        .enable_all()
-        .build()
-        .map_err(StyleError::io("building the tokio runtime"))?;
-    Ok(Box::new(Tokio {
-        runtime,
-        flavor: Flavor::MultiThread,
-    }))
+    Tokio::multi_thread(config, Placement::Inline)
+}
+
+fn build_offload(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
+    Tokio::multi_thread(config, Placement::Offload)
 }
 
 fn build_current_thread(_config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
@@ -62,8 +95,9 @@ fn build_current_thread(_config: &StyleConfig) -> Result<Box<dyn Style>, StyleEr
         .build()
         .map_err(StyleError::io("building the tokio runtime"))?;
     Ok(Box::new(Tokio {
-        runtime,
+        runtime: Arc::new(runtime),
         flavor: Flavor::CurrentThread,
+        placement: Placement::Inline,
     }))
 }
 
@@ -74,19 +108,41 @@ enum Flavor {
     CurrentThread,
 }
 
-/// A tokio runtime, built once.
+/// A tokio runtime, built once, and where its server computes `fib`.
 #[derive(Debug)]
 pub struct Tokio {
-    runtime: Runtime,
+    /// Shared with the thread that drives a current-thread runtime's server.
+    runtime: Arc<Runtime>,
     flavor: Flavor,
+    placement: Placement,
 }
 
 impl Tokio {
+    fn multi_thread(
+        config: &StyleConfig,
+        placement: Placement,
+    ) -> Result<Box<dyn Style>, StyleError> {
+        let runtime = Builder::new_multi_thread()
+            .worker_threads(config.workers.get())
+            .thread_name("tokio-style")
+            .enable_all()
+            .build()
+            .map_err(StyleError::io("building the tokio runtime"))?;
+        Ok(Box::new(Self {
+            runtime: Arc::new(runtime),
+            flavor: Flavor::MultiThread,
+            placement,
+        }))
+    }
+
     /// Runs `work` to completion on the runtime's workers and returns its output.
     fn run<T: Send + 'static>(
         &self,
         work: impl Future<Output = Result<T, StyleError>> + Send + 'static,
     ) -> Result<T, StyleError> {
+        if self.placement == Placement::Offload {
+            return Err(StyleError::NotApplicable(SERVER_VARIANT));
+        }
         match self.flavor {
             // The caller only waits; the work runs on a worker thread.
             Flavor::MultiThread => {
@@ -118,6 +174,111 @@ impl Style for Tokio {
 
     fn fib_forkjoin(&self, job: ForkJoin) -> Result<u64, StyleError> {
         self.run(spawn_fib(job, job.n))
+    }
+
+    fn serve(
+        &self,
+        listener: TcpListener,
+        config: ServeConfig,
+    ) -> Result<ServerHandle, StyleError> {
+        let local_addr = listener
+            .local_addr()
+            .map_err(StyleError::io("reading the listener's address"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(StyleError::io("making the listener non-blocking"))?;
+        let placement = self.placement;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = async move {
+            // Registering with the reactor needs the runtime's context: do it in here.
+            let listener = match tokio::net::TcpListener::from_std(listener) {
+                Ok(listener) => listener,
+                Err(error) => return eprintln!("cannot register the listener: {error}"),
+            };
+            tokio::select! {
+                () = accept_connections(listener, config, placement) => {}
+                _ = stopped => {}
+            }
+        };
+        match self.flavor {
+            Flavor::MultiThread => {
+                let server = self.runtime.spawn(server);
+                let runtime = self.runtime.handle().clone();
+                Ok(ServerHandle::new(local_addr, move || {
+                    let _ = stop.send(());
+                    let _ = runtime.block_on(server);
+                }))
+            }
+            Flavor::CurrentThread => {
+                // A current-thread runtime only runs inside `block_on`: give the server
+                // a thread to block on.
+                let runtime = Arc::clone(&self.runtime);
+                let driver = thread::Builder::new()
+                    .name("tokio-current-server".into())
+                    .spawn(move || runtime.block_on(server))
+                    .map_err(StyleError::io("starting the server thread"))?;
+                Ok(ServerHandle::new(local_addr, move || {
+                    let _ = stop.send(());
+                    let _ = driver.join();
+                }))
+            }
+        }
+    }
+}
+
+/// Accepts connections and serves each in a task of its own, until dropped; dropping it
+/// also aborts every connection task (they live in its `JoinSet`).
+async fn accept_connections(
+    listener: tokio::net::TcpListener,
+    config: ServeConfig,
+    placement: Placement,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        // Forget finished connections, so the set holds only open ones.
+        while connections.try_join_next().is_some() {}
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                let _ = stream.set_nodelay(true);
+                connections.spawn(async move {
+                    let compute = |n| compute_fib(n, placement);
+                    // A failed connection concerns its client only.
+                    let _ =
+                        server::serve_async_connection(TokioStream(stream), config, compute).await;
+                });
+            }
+            Err(error) if server::is_transient_accept_error(&error) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(error) => return eprintln!("accept failed, the server stops accepting: {error}"),
+        }
+    }
+}
+
+/// `fib(n)` in the connection's task, or on the blocking pool.
+async fn compute_fib(n: u32, placement: Placement) -> io::Result<u64> {
+    match placement {
+        Placement::Inline => Ok(fib(n)),
+        Placement::Offload => tokio::task::spawn_blocking(move || fib(n))
+            .await
+            .map_err(io::Error::other),
+    }
+}
+
+/// tokio's `TcpStream` as the shared connection loop sees it.
+struct TokioStream(tokio::net::TcpStream);
+
+impl AsyncStream for TokioStream {
+    async fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buffer).await
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.write_all(bytes).await
+    }
+
+    async fn close(&mut self) -> io::Result<()> {
+        self.0.shutdown().await
     }
 }
 

@@ -9,18 +9,23 @@
 //!   [`fib_reference`], the fast answer it is checked against;
 //! - [`FibBatch`] and [`ForkJoin`]: deterministic input sets for the CPU workloads;
 //! - [`Style`], [`StyleEntry`], [`Workload`] and [`Support`]: what a style must answer,
-//!   and how it says "not applicable, because …" without faking a result.
+//!   and how it says "not applicable, because …" without faking a result;
+//! - [`protocol`]: the wire protocol as a sans-I/O [`protocol::Session`], and [`server`]:
+//!   the blocking and futures-io connection loops and acceptors that servers share.
 
 #![forbid(unsafe_code)]
 
 mod check;
 mod fib;
 mod inputs;
+pub mod protocol;
+pub mod server;
 mod style;
 
 pub use check::{WrongAnswer, check_fib_answers};
 pub use fib::{MAX_REFERENCE_N, fib, fib_reference};
 pub use inputs::{FibBatch, ForkJoin, Step};
 pub use style::{
-    Style, StyleConfig, StyleEntry, StyleError, Support, WORKERS_ENV, WorkerCommand, Workload,
+    ServerModel, Style, StyleConfig, StyleEntry, StyleError, Support, WORKERS_ENV, WorkerCommand,
+    Workload,
 };

@@ -5,7 +5,10 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
+use std::net::TcpListener;
+
 use crate::inputs::ForkJoin;
+use crate::server::{ServeConfig, ServerHandle};
 
 /// A concurrency style, built and ready to run workloads.
 ///
@@ -24,6 +27,12 @@ pub trait Style: Send + Sync {
 
     /// `fib_forkjoin`: `fib(job.n)` by recursive splitting down to `job.cutoff`.
     fn fib_forkjoin(&self, job: ForkJoin) -> Result<u64, StyleError>;
+
+    /// `throughput` and `hog_latency`: serves the wire protocol ([`crate::protocol`]) on
+    /// `listener`, in the background, until the returned handle is stopped or dropped.
+    /// Runs on the style's own pool or runtime, built in [`StyleEntry::build`].
+    fn serve(&self, listener: TcpListener, config: ServeConfig)
+    -> Result<ServerHandle, StyleError>;
 }
 
 /// A workload of the matrix that `concbench list` prints.
@@ -35,11 +44,22 @@ pub enum Workload {
     FibSkewed,
     /// One recursive parallel `fib(n)` with a sequential cutoff.
     FibForkJoin,
+    /// The seed's `perf2`: many connections sending `fib(1)`; requests per second.
+    Throughput,
+    /// The seed's `perf1`, inverted: connections looping a long `fib(n)` while a probe
+    /// connection measures the latency of `fib(1)`.
+    HogLatency,
 }
 
 impl Workload {
     /// Every workload, in the order of the matrix's columns.
-    pub const ALL: [Workload; 3] = [Self::FibBatch, Self::FibSkewed, Self::FibForkJoin];
+    pub const ALL: [Workload; 5] = [
+        Self::FibBatch,
+        Self::FibSkewed,
+        Self::FibForkJoin,
+        Self::Throughput,
+        Self::HogLatency,
+    ];
 
     /// The workload's name, as used by criterion groups and the matrix.
     pub fn name(self) -> &'static str {
@@ -47,6 +67,8 @@ impl Workload {
             Self::FibBatch => "fib_batch",
             Self::FibSkewed => "fib_skewed",
             Self::FibForkJoin => "fib_forkjoin",
+            Self::Throughput => "throughput",
+            Self::HogLatency => "hog_latency",
         }
     }
 }
@@ -81,6 +103,18 @@ pub struct StyleEntry {
     pub support: fn(Workload) -> Support,
     /// Builds the style's pool, runtime or processes.
     pub build: fn(&StyleConfig) -> Result<Box<dyn Style>, StyleError>,
+    /// How many connections its server serves at once.
+    pub server_model: ServerModel,
+}
+
+/// How many connections a style's server serves at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerModel {
+    /// One connection, served to its end before the next is accepted: a second client
+    /// waits for the first to leave. Loads of more than one connection do not apply.
+    Iterative,
+    /// Every open connection, concurrently.
+    Concurrent,
 }
 
 impl fmt::Debug for StyleEntry {

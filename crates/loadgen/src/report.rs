@@ -1,0 +1,155 @@
+//! What a load run measured.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::connection::Verdict;
+use crate::run::{LoadConfig, new_histogram};
+
+/// Counts and latencies gathered by one connection or merged over many.
+#[derive(Debug, Clone)]
+pub(crate) struct Tally {
+    pub(crate) latencies: Histogram<u64>,
+    pub(crate) right: u64,
+    pub(crate) server_errors: u64,
+    pub(crate) wrong: u64,
+    /// Connections refused or reset, replies cut short.
+    pub(crate) failed: u64,
+    /// Requests not answered within the request timeout.
+    pub(crate) timed_out: u64,
+    /// Requests still unanswered when the run ended.
+    pub(crate) unanswered: u64,
+}
+
+impl Tally {
+    pub(crate) fn new() -> Self {
+        Self {
+            latencies: new_histogram(),
+            right: 0,
+            server_errors: 0,
+            wrong: 0,
+            failed: 0,
+            timed_out: 0,
+            unanswered: 0,
+        }
+    }
+
+    pub(crate) fn record(&mut self, verdict: Verdict, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.latencies.saturating_record(micros);
+        match verdict {
+            Verdict::Right => self.right += 1,
+            Verdict::ServerError => self.server_errors += 1,
+            Verdict::Wrong => self.wrong += 1,
+        }
+    }
+
+    pub(crate) fn merge(&mut self, other: &Tally) {
+        // Both histograms have the same bounds, so adding cannot fail.
+        let _ = self.latencies.add(&other.latencies);
+        self.right += other.right;
+        self.server_errors += other.server_errors;
+        self.wrong += other.wrong;
+        self.failed += other.failed;
+        self.timed_out += other.timed_out;
+        self.unanswered += other.unanswered;
+    }
+}
+
+/// Latency percentiles in microseconds, from an HdrHistogram (three significant digits).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LatencySummary {
+    /// Median.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Largest latency seen.
+    pub max_us: u64,
+    /// Mean latency.
+    pub mean_us: f64,
+}
+
+/// What a load run measured. Serialised as the JSON of `concbench load --json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoadReport {
+    /// The server's address.
+    pub addr: String,
+    /// Concurrent connections.
+    pub connections: usize,
+    /// Open-loop target rate, if any.
+    pub target_rate: Option<f64>,
+    /// Replies received (right, error and wrong).
+    pub requests: u64,
+    /// Replies that were the expected answer.
+    pub right: u64,
+    /// Replies that were `error: …`.
+    pub errors: u64,
+    /// Replies that were neither the answer nor an error: a broken server.
+    pub wrong: u64,
+    /// Requests that failed on the connection (refused, reset, cut short).
+    pub failed: u64,
+    /// Requests not answered within the request timeout.
+    pub timed_out: u64,
+    /// Requests still unanswered when the run ended.
+    pub unanswered: u64,
+    /// Wall time of the run, in seconds.
+    pub elapsed_s: f64,
+    /// Replies per second.
+    pub rps: f64,
+    /// Latency of every reply; open loop: from the time the request was due.
+    #[serde(flatten)]
+    pub latency: LatencySummary,
+}
+
+impl LoadReport {
+    pub(crate) fn new(config: &LoadConfig, tally: &Tally, elapsed: Duration) -> Self {
+        let requests = tally.right + tally.server_errors + tally.wrong;
+        let latencies = &tally.latencies;
+        let quantile = |q: f64| {
+            if requests == 0 {
+                0
+            } else {
+                latencies.value_at_quantile(q)
+            }
+        };
+        Self {
+            addr: config.addr.to_string(),
+            connections: config.connections,
+            target_rate: config.rate,
+            requests,
+            right: tally.right,
+            errors: tally.server_errors,
+            wrong: tally.wrong,
+            failed: tally.failed,
+            timed_out: tally.timed_out,
+            unanswered: tally.unanswered,
+            elapsed_s: elapsed.as_secs_f64(),
+            rps: requests as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
+            latency: LatencySummary {
+                p50_us: quantile(0.50),
+                p90_us: quantile(0.90),
+                p99_us: quantile(0.99),
+                p999_us: quantile(0.999),
+                max_us: if requests == 0 { 0 } else { latencies.max() },
+                mean_us: if requests == 0 { 0.0 } else { latencies.mean() },
+            },
+        }
+    }
+
+    /// Whether every request got the expected answer (no error, wrong, failed, timed-out
+    /// or unanswered request).
+    pub fn all_right(&self) -> bool {
+        self.right == self.requests
+            && self.failed == 0
+            && self.timed_out == 0
+            && self.unanswered == 0
+    }
+}

@@ -1,0 +1,311 @@
+//! A bounded load run: closed or open loop, over one or more client threads.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use tokio::time::Instant;
+
+use crate::LoadError;
+use crate::connection::{Connection, Exchange, Verdict};
+use crate::report::{LoadReport, Tally};
+
+/// What each request is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestSpec {
+    /// The concbench protocol: `n\n`, answered by `fib(n)`.
+    Fib {
+        /// The requested Fibonacci index.
+        n: u32,
+    },
+    /// Any one-line protocol: `line\r\n`, answered by a line starting with `expect_prefix`
+    /// (for redis: `PING` and `+PONG`).
+    Raw {
+        /// The request, without line ending.
+        line: String,
+        /// What a right reply starts with.
+        expect_prefix: String,
+    },
+}
+
+/// When a run stops: after `duration`, after `requests` replies, or whichever comes
+/// first when both are set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopAfter {
+    /// Stop sending once this much time has passed.
+    pub duration: Option<Duration>,
+    /// Stop sending once this many requests have been sent.
+    pub requests: Option<u64>,
+    /// The hard limit on the whole run, whatever else is set.
+    pub max_duration: Duration,
+}
+
+/// A load run's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadConfig {
+    /// The server's address.
+    pub addr: SocketAddr,
+    /// Concurrent connections, each with at most one request outstanding.
+    pub connections: usize,
+    /// Client threads (each a tokio current-thread runtime); connections are spread over
+    /// them.
+    pub threads: usize,
+    /// When to stop.
+    pub stop: StopAfter,
+    /// Open loop: requests per second over all connections. `None`: closed loop.
+    pub rate: Option<f64>,
+    /// What to send and expect.
+    pub request: RequestSpec,
+    /// A request not answered within this long counts as failed, and its connection is
+    /// replaced.
+    pub request_timeout: Duration,
+}
+
+/// Progress of a running load, reported about ten times a second.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Replies received so far.
+    pub replies: u64,
+    /// Time since the start.
+    pub elapsed: Duration,
+}
+
+/// Runs the load described by `config`, calling `on_progress` about every 100 ms, and
+/// returns what was measured.
+///
+/// Fails only when nothing could be measured: a bad configuration, or no connection to
+/// the server at all. Individual failed requests are counted in the report.
+pub fn run(
+    config: &LoadConfig,
+    mut on_progress: impl FnMut(Progress),
+) -> Result<LoadReport, LoadError> {
+    validate(config)?;
+    let exchange = Exchange::new(&config.request)?;
+    // Fail early, with a clear error, when the server is not there at all.
+    std::net::TcpStream::connect_timeout(&config.addr, config.request_timeout).map_err(
+        |source| LoadError::Connect {
+            addr: config.addr,
+            source,
+        },
+    )?;
+
+    let replies = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    let start = std::time::Instant::now();
+    let threads = config.threads.min(config.connections);
+    let clients: Vec<_> = (0..threads)
+        .map(|thread_idx| {
+            // Connection i goes to thread i % threads.
+            let connection_ids: Vec<usize> =
+                (thread_idx..config.connections).step_by(threads).collect();
+            let (config, exchange) = (config.clone(), exchange.clone());
+            let (replies, sent) = (Arc::clone(&replies), Arc::clone(&sent));
+            thread::Builder::new()
+                .name(format!("loadgen-{thread_idx}"))
+                .spawn(move || {
+                    run_client_thread(&config, &exchange, &connection_ids, &replies, &sent)
+                })
+                .map_err(LoadError::Runtime)
+        })
+        .collect::<Result<_, _>>()?;
+
+    while !clients.iter().all(thread::JoinHandle::is_finished) {
+        thread::sleep(Duration::from_millis(100));
+        on_progress(Progress {
+            replies: replies.load(Ordering::Relaxed),
+            elapsed: start.elapsed(),
+        });
+    }
+    let mut total = Tally::new();
+    for client in clients {
+        let tally = client
+            .join()
+            .map_err(|_| LoadError::Runtime(std::io::Error::other("a client thread panicked")))??;
+        total.merge(&tally);
+    }
+    Ok(LoadReport::new(config, &total, start.elapsed()))
+}
+
+fn validate(config: &LoadConfig) -> Result<(), LoadError> {
+    if config.connections == 0 {
+        return Err(LoadError::Config("at least one connection".into()));
+    }
+    if config.threads == 0 {
+        return Err(LoadError::Config("at least one client thread".into()));
+    }
+    if config.stop.duration.is_none() && config.stop.requests.is_none() {
+        return Err(LoadError::Config(
+            "give a duration or a request count".into(),
+        ));
+    }
+    if let Some(rate) = config.rate
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        return Err(LoadError::Config(format!(
+            "rate must be a positive number, not {rate}"
+        )));
+    }
+    Ok(())
+}
+
+/// One client thread: its share of the connections on a current-thread runtime.
+fn run_client_thread(
+    config: &LoadConfig,
+    exchange: &Exchange,
+    connection_ids: &[usize],
+    replies: &Arc<AtomicU64>,
+    sent: &Arc<AtomicU64>,
+) -> Result<Tally, LoadError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(LoadError::Runtime)?;
+    runtime.block_on(async {
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for &connection_idx in connection_ids {
+            let plan = Plan::new(config, start, connection_idx);
+            let (addr, exchange) = (config.addr, exchange.clone());
+            let (replies, sent) = (Arc::clone(replies), Arc::clone(sent));
+            let (request_limit, request_timeout) = (config.stop.requests, config.request_timeout);
+            tasks.spawn(async move {
+                drive_connection(
+                    addr,
+                    &exchange,
+                    plan,
+                    request_limit,
+                    request_timeout,
+                    &replies,
+                    &sent,
+                )
+                .await
+            });
+        }
+        let mut tally = Tally::new();
+        while let Some(joined) = tasks.join_next().await {
+            let connection_tally =
+                joined.map_err(|error| LoadError::Runtime(std::io::Error::other(error)))?;
+            tally.merge(&connection_tally);
+        }
+        Ok(tally)
+    })
+}
+
+/// How long requests still in flight when sending stops may take to be answered before
+/// they count as unanswered.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
+/// When one connection sends, and until when.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    /// No request is sent after this instant.
+    send_until: Instant,
+    /// Open loop: the first request's due time and the interval between requests.
+    schedule: Option<(Instant, Duration)>,
+}
+
+impl Plan {
+    fn new(config: &LoadConfig, start: Instant, connection_idx: usize) -> Self {
+        let limit = config
+            .stop
+            .duration
+            .map_or(config.stop.max_duration, |duration| {
+                duration.min(config.stop.max_duration)
+            });
+        let schedule = config.rate.map(|rate| {
+            let interval = Duration::from_secs_f64(config.connections as f64 / rate);
+            // Stagger the connections across one interval so the load is smooth.
+            let offset = interval.mul_f64(connection_idx as f64 / config.connections as f64);
+            (start + offset, interval)
+        });
+        Self {
+            send_until: start + limit,
+            schedule,
+        }
+    }
+}
+
+/// Sends requests on one connection until the plan's end or the shared request limit,
+/// reconnecting after a failure.
+async fn drive_connection(
+    addr: SocketAddr,
+    exchange: &Exchange,
+    plan: Plan,
+    request_limit: Option<u64>,
+    request_timeout: Duration,
+    replies: &AtomicU64,
+    sent: &AtomicU64,
+) -> Tally {
+    let mut tally = Tally::new();
+    let mut connection: Option<Connection> = None;
+    let mut request_idx: u32 = 0;
+    loop {
+        // Open loop: wait until this request is due. Its latency counts from then.
+        let due = match plan.schedule {
+            Some((first, interval)) => {
+                let due = first + interval * request_idx;
+                request_idx = request_idx.saturating_add(1);
+                if due >= plan.send_until {
+                    break;
+                }
+                tokio::time::sleep_until(due).await;
+                due
+            }
+            None => Instant::now(),
+        };
+        if Instant::now() >= plan.send_until {
+            break;
+        }
+        if request_limit.is_some_and(|limit| sent.fetch_add(1, Ordering::Relaxed) >= limit) {
+            break;
+        }
+        let open = match connection.as_mut() {
+            Some(open) => open,
+            None => match tokio::time::timeout_at(plan.send_until, Connection::open(addr)).await {
+                Ok(Ok(opened)) => connection.insert(opened),
+                Ok(Err(_)) => {
+                    tally.failed += 1;
+                    // Refused or reset: back off briefly rather than spin on connect.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                Err(_) => break,
+            },
+        };
+        // A request sent before `send_until` may finish up to DRAIN_GRACE after it.
+        let cutoff = (Instant::now() + request_timeout).min(plan.send_until + DRAIN_GRACE);
+        match tokio::time::timeout_at(cutoff, open.exchange(exchange)).await {
+            Ok(Ok(verdict)) => {
+                let latency = due.elapsed();
+                tally.record(verdict, latency);
+                replies.fetch_add(1, Ordering::Relaxed);
+                if verdict == Verdict::Wrong {
+                    // A wrong answer may mean a desynchronised stream: start afresh.
+                    connection = None;
+                }
+            }
+            Ok(Err(_)) => {
+                tally.failed += 1;
+                connection = None;
+            }
+            Err(_) if Instant::now() >= plan.send_until => {
+                // Still waiting when the run ended (a server serving someone else).
+                tally.unanswered += 1;
+                break;
+            }
+            Err(_) => {
+                tally.timed_out += 1;
+                connection = None;
+            }
+        }
+    }
+    tally
+}
+
+/// A fresh latency histogram: 1 µs to 10 minutes at three significant digits.
+pub(crate) fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("static bounds are valid")
+}

@@ -1,0 +1,210 @@
+//! The load generator against small in-process servers whose behaviour is known: every
+//! answer right, every answer wrong, refused connections, stalls.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use loadgen::{ClosedLoop, LoadConfig, LoadError, RequestSpec, StopAfter};
+use workloads::server::{self, Compute, ServeConfig, ServerHandle};
+
+fn start_server(compute: Compute) -> ServerHandle {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    server::spawn_thread_per_connection(listener, ServeConfig::default(), compute).expect("serve")
+}
+
+fn config(addr: SocketAddr, connections: usize, stop: StopAfter) -> LoadConfig {
+    LoadConfig {
+        addr,
+        connections,
+        threads: 1,
+        stop,
+        rate: None,
+        request: RequestSpec::Fib { n: 10 },
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
+fn requests(count: u64) -> StopAfter {
+    StopAfter {
+        duration: None,
+        requests: Some(count),
+        max_duration: Duration::from_secs(60),
+    }
+}
+
+#[test]
+fn counts_every_right_answer_and_stops_at_the_request_limit() {
+    let server = start_server(server::inline_compute());
+    for (connections, threads) in [(1, 1), (4, 1), (5, 2)] {
+        let mut config = config(server.local_addr(), connections, requests(1_000));
+        config.threads = threads;
+        let report = loadgen::run(&config, |_| {}).expect("load");
+        assert_eq!(
+            report.requests, 1_000,
+            "{connections} connections, {threads} threads"
+        );
+        assert_eq!(report.right, 1_000);
+        assert!(report.all_right(), "{report:?}");
+        assert!(report.latency.p50_us <= report.latency.p99_us);
+        assert!(report.latency.p99_us <= report.latency.max_us);
+        assert!(report.rps > 0.0);
+    }
+}
+
+#[test]
+fn counts_wrong_answers() {
+    let server = start_server(Arc::new(|n| Ok(workloads::fib(n) + 1)));
+    let report = loadgen::run(&config(server.local_addr(), 2, requests(50)), |_| {}).expect("load");
+    assert_eq!(report.wrong, 50, "{report:?}");
+    assert_eq!(report.right, 0);
+    assert!(!report.all_right());
+}
+
+#[test]
+fn counts_server_errors() {
+    let server = start_server(server::inline_compute());
+    let mut config = config(server.local_addr(), 1, requests(20));
+    // Above the server's max-n: every reply is `error: out of range`.
+    config.request = RequestSpec::Fib { n: 41 };
+    let report = loadgen::run(&config, |_| {}).expect("load");
+    assert_eq!(report.errors, 20, "{report:?}");
+    assert_eq!(report.wrong, 0);
+}
+
+#[test]
+fn raw_mode_judges_by_prefix() {
+    let server = start_server(server::inline_compute());
+    let mut config = config(server.local_addr(), 1, requests(10));
+    config.request = RequestSpec::Raw {
+        line: "12".into(),
+        expect_prefix: "14".into(), // fib(12) = 144
+    };
+    assert_eq!(loadgen::run(&config, |_| {}).expect("load").right, 10);
+    config.request = RequestSpec::Raw {
+        line: "12".into(),
+        expect_prefix: "+PONG".into(),
+    };
+    assert_eq!(loadgen::run(&config, |_| {}).expect("load").wrong, 10);
+}
+
+#[test]
+fn a_duration_bounds_the_run_and_progress_is_reported() {
+    let server = start_server(server::inline_compute());
+    let stop = StopAfter {
+        duration: Some(Duration::from_millis(400)),
+        requests: None,
+        max_duration: Duration::from_secs(60),
+    };
+    let mut progress_calls = 0;
+    let report = loadgen::run(&config(server.local_addr(), 2, stop), |_| {
+        progress_calls += 1
+    })
+    .expect("load");
+    assert!(report.requests > 0);
+    // Generous bound: a shared machine may be slow, but the run must end by itself.
+    assert!(report.elapsed_s < 10.0, "{report:?}");
+    assert!(progress_calls > 0);
+}
+
+#[test]
+fn open_loop_sends_at_the_target_rate() {
+    let server = start_server(server::inline_compute());
+    let mut config = config(
+        server.local_addr(),
+        2,
+        StopAfter {
+            duration: Some(Duration::from_secs(1)),
+            requests: None,
+            max_duration: Duration::from_secs(60),
+        },
+    );
+    config.rate = Some(100.0);
+    let report = loadgen::run(&config, |_| {}).expect("load");
+    // 100 requests are due in the second: never more are sent. A loaded machine may
+    // send fewer (a request due after the end is not sent late), but not half as many.
+    assert!((50..=101).contains(&report.requests), "{report:?}");
+}
+
+#[test]
+fn a_stalled_server_is_charged_from_the_due_time() {
+    // Every request takes 50 ms: an open loop at 100/s on one connection falls behind,
+    // and the latency of later requests includes the wait for their turn.
+    let server = start_server(Arc::new(|n| {
+        std::thread::sleep(Duration::from_millis(50));
+        Ok(workloads::fib(n))
+    }));
+    let mut config = config(
+        server.local_addr(),
+        1,
+        StopAfter {
+            duration: Some(Duration::from_millis(500)),
+            requests: None,
+            max_duration: Duration::from_secs(60),
+        },
+    );
+    config.rate = Some(100.0);
+    let report = loadgen::run(&config, |_| {}).expect("load");
+    assert!(report.requests >= 2, "{report:?}");
+    // The last answered request was due long before it was sent.
+    assert!(report.latency.max_us >= 150_000, "{report:?}");
+}
+
+#[test]
+fn no_server_is_a_clear_error() {
+    let addr = {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr")
+    };
+    match loadgen::run(&config(addr, 1, requests(1)), |_| {}) {
+        Err(LoadError::Connect { addr: refused, .. }) => assert_eq!(refused, addr),
+        other => panic!("expected a connect error, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_configurations_are_refused() {
+    let addr: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+    let mut no_connections = config(addr, 0, requests(1));
+    assert!(matches!(
+        loadgen::run(&no_connections, |_| {}),
+        Err(LoadError::Config(_))
+    ));
+    no_connections.connections = 1;
+    no_connections.rate = Some(-5.0);
+    assert!(matches!(
+        loadgen::run(&no_connections, |_| {}),
+        Err(LoadError::Config(_))
+    ));
+    let mut unbounded = config(addr, 1, requests(1));
+    unbounded.stop.requests = None;
+    assert!(matches!(
+        loadgen::run(&unbounded, |_| {}),
+        Err(LoadError::Config(_))
+    ));
+    let mut multiline = config(addr, 1, requests(1));
+    multiline.request = RequestSpec::Raw {
+        line: "PING\nPING".into(),
+        expect_prefix: "+PONG".into(),
+    };
+    assert!(matches!(
+        loadgen::run(&multiline, |_| {}),
+        Err(LoadError::Config(_))
+    ));
+}
+
+#[test]
+fn closed_loop_batches_reuse_their_connections() {
+    let server = start_server(server::inline_compute());
+    let mut client = ClosedLoop::connect(
+        server.local_addr(),
+        3,
+        &RequestSpec::Fib { n: 5 },
+        Duration::from_secs(10),
+    )
+    .expect("connect");
+    for _ in 0..3 {
+        let batch = client.run_batch(100).expect("batch");
+        assert_eq!((batch.right, batch.server_errors, batch.wrong), (100, 0, 0));
+    }
+}

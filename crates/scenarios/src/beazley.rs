@@ -1,0 +1,258 @@
+//! The Beazley scenario: the seed's two clients against every server.
+//!
+//! For each server, in a child process of its own:
+//!
+//! 1. **throughput** (the seed's `perf2`): `fib(1)` requests, closed loop, at each
+//!    connection count in turn — requests per second and latency;
+//! 2. **hog** (the seed's `perf1`, inverted): `hogs` connections loop a long `fib(n)`
+//!    while one probe connection sends `fib(1)` at a fixed rate, open loop — does one
+//!    slow request stall the others? The probe's latency counts from each request's due
+//!    time, so a stalled server is charged for every probe it delayed.
+//!
+//! A server that speaks only `PING` (redis-server, the loopback ceiling) runs the
+//! throughput phase with `PING` requests and skips the hog phase.
+
+use std::thread;
+use std::time::Duration;
+
+use loadgen::{LoadConfig, LoadReport, RequestSpec, StopAfter};
+
+use crate::ScenarioError;
+use crate::child::{ChildRegistry, ServerChild, ServerCommand};
+use crate::rows::{BeazleyRow, Phase};
+
+/// A server to measure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contender {
+    /// How to start it.
+    pub command: ServerCommand,
+    /// What it is written in, for the rows: `rust`, `python`, `c`.
+    pub language: String,
+    /// What it answers.
+    pub protocol: Protocol,
+}
+
+/// The requests a contender understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// The concbench wire protocol: both phases.
+    Fib,
+    /// redis's `PING`: the throughput phase only, as a ceiling for the loopback path.
+    Ping,
+}
+
+/// The scenario's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BeazleyConfig {
+    /// The servers, in the order of the table.
+    pub contenders: Vec<Contender>,
+    /// How long each measured phase sends.
+    pub duration: Duration,
+    /// Closed-loop warm-up before the first phase, not recorded.
+    pub warm_up: Duration,
+    /// Connection counts of the throughput phase.
+    pub connections: Vec<usize>,
+    /// Hog connections in the hog phase.
+    pub hogs: usize,
+    /// The `n` the hogs loop on.
+    pub hog_n: u32,
+    /// The probe's rate in the hog phase, requests per second.
+    pub probe_rate: f64,
+    /// How long a server may take to start.
+    pub start_timeout: Duration,
+}
+
+/// What happened to each contender.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BeazleyOutcome {
+    /// Every measurement made.
+    pub rows: Vec<BeazleyRow>,
+    /// Contenders that could not be measured (fully), with the reason.
+    pub failures: Vec<(String, String)>,
+}
+
+/// A step of the scenario, for progress reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step<'a> {
+    /// The contender.
+    pub name: &'a str,
+    /// What is running.
+    pub activity: &'a str,
+    /// Steps done so far, of `total`.
+    pub done: usize,
+    /// All steps of the scenario.
+    pub total: usize,
+}
+
+/// How long the hogs run alone before the probe starts, so that they are at full load.
+const HOG_SETTLE: Duration = Duration::from_millis(300);
+
+/// Requests unanswered this long count as timed out.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a server has to exit after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs the scenario for every contender in turn; a contender that fails is recorded
+/// in the outcome and the scenario carries on with the next.
+pub fn run(
+    config: &BeazleyConfig,
+    registry: &ChildRegistry,
+    mut on_step: impl FnMut(Step<'_>),
+) -> BeazleyOutcome {
+    let total = config
+        .contenders
+        .iter()
+        .map(|contender| steps(config, contender))
+        .sum();
+    let mut outcome = BeazleyOutcome::default();
+    let mut first_step = 0;
+    for contender in &config.contenders {
+        let name = contender.command.name.as_str();
+        let mut done = first_step;
+        let result = measure(config, contender, registry, &mut outcome.rows, |activity| {
+            on_step(Step {
+                name,
+                activity,
+                done,
+                total,
+            });
+            done += 1;
+        });
+        if let Err(error) = result {
+            outcome.failures.push((name.to_owned(), error.to_string()));
+        }
+        // A contender that failed early skips its remaining steps.
+        first_step += steps(config, contender);
+    }
+    on_step(Step {
+        name: "",
+        activity: "done",
+        done: total,
+        total,
+    });
+    outcome
+}
+
+/// The progress steps of one contender: start, each phase.
+fn steps(config: &BeazleyConfig, contender: &Contender) -> usize {
+    let hog = usize::from(contender.protocol == Protocol::Fib);
+    1 + config.connections.len() + hog
+}
+
+/// Measures one contender, appending its rows.
+fn measure(
+    config: &BeazleyConfig,
+    contender: &Contender,
+    registry: &ChildRegistry,
+    rows: &mut Vec<BeazleyRow>,
+    mut step: impl FnMut(&str),
+) -> Result<(), ScenarioError> {
+    let name = contender.command.name.as_str();
+    let language = contender.language.as_str();
+    step("starting");
+    let server = ServerChild::start(&contender.command, registry, config.start_timeout)?;
+    let request = match contender.protocol {
+        Protocol::Fib => RequestSpec::Fib { n: 1 },
+        Protocol::Ping => RequestSpec::Raw {
+            line: "PING".into(),
+            expect_prefix: "+PONG".into(),
+        },
+    };
+    let load = |connections, request: &RequestSpec, duration, rate| {
+        let config = load_config(server.addr(), connections, request.clone(), duration, rate);
+        loadgen::run(&config, |_| {}).map_err(|source| ScenarioError::Load {
+            name: name.to_owned(),
+            source,
+        })
+    };
+    let busiest = config.connections.iter().copied().max().unwrap_or(1);
+    load(busiest, &request, config.warm_up, None)?;
+    for &connections in &config.connections {
+        step(&format!("throughput, {connections} connections"));
+        let report = load(connections, &request, config.duration, None)?;
+        rows.push(BeazleyRow::from_report(
+            name,
+            language,
+            Phase::Throughput,
+            &report,
+        ));
+    }
+    if contender.protocol == Protocol::Fib {
+        step(&format!(
+            "{} hogs of fib({}) + probe",
+            config.hogs, config.hog_n
+        ));
+        let (probe, hogs) = hog_phase(config, server.addr(), name)?;
+        let mut row = BeazleyRow::from_report(name, language, Phase::Hog, &probe);
+        row.hog_n = Some(config.hog_n);
+        row.hog_requests = Some(hogs.requests);
+        rows.push(row);
+    }
+    if !server.stop(STOP_GRACE) {
+        return Err(ScenarioError::ServerStart {
+            name: name.to_owned(),
+            message: "did not exit cleanly within 5 s of SIGTERM".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Runs the hogs in the background and the probe in the foreground; returns the probe's
+/// report and the hogs'.
+fn hog_phase(
+    config: &BeazleyConfig,
+    addr: std::net::SocketAddr,
+    name: &str,
+) -> Result<(LoadReport, LoadReport), ScenarioError> {
+    let load_error = |source| ScenarioError::Load {
+        name: name.to_owned(),
+        source,
+    };
+    let hog_config = load_config(
+        addr,
+        config.hogs,
+        RequestSpec::Fib { n: config.hog_n },
+        HOG_SETTLE + config.duration,
+        None,
+    );
+    let probe_config = load_config(
+        addr,
+        1,
+        RequestSpec::Fib { n: 1 },
+        config.duration,
+        Some(config.probe_rate),
+    );
+    thread::scope(|scope| {
+        let hogs = scope.spawn(|| loadgen::run(&hog_config, |_| {}));
+        thread::sleep(HOG_SETTLE);
+        let probe = loadgen::run(&probe_config, |_| {}).map_err(load_error);
+        let hogs = hogs
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .map_err(load_error);
+        Ok((probe?, hogs?))
+    })
+}
+
+fn load_config(
+    addr: std::net::SocketAddr,
+    connections: usize,
+    request: RequestSpec,
+    duration: Duration,
+    rate: Option<f64>,
+) -> LoadConfig {
+    LoadConfig {
+        addr,
+        connections,
+        threads: 1,
+        stop: StopAfter {
+            duration: Some(duration),
+            requests: None,
+            max_duration: duration + REQUEST_TIMEOUT,
+        },
+        rate,
+        request,
+        request_timeout: REQUEST_TIMEOUT,
+    }
+}

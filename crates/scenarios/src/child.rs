@@ -1,0 +1,237 @@
+//! Server child processes: started, waited for, stopped, and never left behind.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::ScenarioError;
+
+/// How to start a server, and how to know it is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerCommand {
+    /// The name its rows carry.
+    pub name: String,
+    /// The executable.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// How readiness shows.
+    pub ready: ReadyBy,
+}
+
+/// How a started server shows that it is ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadyBy {
+    /// It prints `listening on ADDR` as its first line on stdout (every concbench
+    /// server, the Python peers).
+    ListeningLine,
+    /// It accepts connections on this address (redis-server).
+    Connect(SocketAddr),
+}
+
+/// The process ids of every live server child, so that a signal handler can kill them
+/// all before the scenario process exits.
+#[derive(Debug, Clone, Default)]
+pub struct ChildRegistry {
+    pids: Arc<Mutex<HashSet<i32>>>,
+}
+
+impl ChildRegistry {
+    /// Sends SIGKILL to every registered child. For signal handlers: the process exits
+    /// right after, and its children are reaped by init.
+    pub fn kill_all(&self) {
+        for &pid in self.lock().iter() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashSet<i32>> {
+        self.pids.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A running server child process. Dropping it kills and reaps the process.
+#[derive(Debug)]
+pub struct ServerChild {
+    child: Child,
+    addr: SocketAddr,
+    registry: ChildRegistry,
+    stderr: Arc<Mutex<String>>,
+}
+
+/// Keep this much of a child's stderr, for error messages.
+const STDERR_KEPT: usize = 4096;
+
+impl ServerChild {
+    /// Starts `command` and waits up to `timeout` for it to be ready.
+    pub fn start(
+        command: &ServerCommand,
+        registry: &ChildRegistry,
+        timeout: Duration,
+    ) -> Result<Self, ScenarioError> {
+        let start_error = |message: String| ScenarioError::ServerStart {
+            name: command.name.clone(),
+            message,
+        };
+        let mut child = Command::new(&command.program)
+            .args(&command.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|error| {
+                start_error(format!("cannot run {}: {error}", command.program.display()))
+            })?;
+        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+        registry.lock().insert(pid);
+        let stderr = Arc::new(Mutex::new(String::new()));
+        if let Some(pipe) = child.stderr.take() {
+            let kept = Arc::clone(&stderr);
+            thread::spawn(move || keep_tail(pipe, &kept));
+        }
+        let (line_sender, first_line) = mpsc::channel();
+        if let Some(stdout) = child.stdout.take() {
+            thread::spawn(move || {
+                let mut lines = BufReader::new(stdout).lines();
+                let _ = line_sender.send(lines.next());
+                // Drain the rest, so the server never blocks on a full pipe.
+                for _ in lines {}
+            });
+        }
+        let mut server = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            registry: registry.clone(),
+            stderr,
+        };
+        let ready = match command.ready {
+            ReadyBy::ListeningLine => server.wait_for_listening_line(&first_line, timeout),
+            ReadyBy::Connect(addr) => server.wait_for_connect(addr, timeout).map(|()| addr),
+        };
+        match ready {
+            Ok(addr) => {
+                server.addr = addr;
+                Ok(server)
+            }
+            Err(message) => {
+                // Give the stderr reader a moment to collect the server's last words.
+                thread::sleep(Duration::from_millis(100));
+                let stderr = server.stderr_tail();
+                Err(start_error(if stderr.is_empty() {
+                    message
+                } else {
+                    format!("{message}; it printed: {stderr}")
+                }))
+            }
+        }
+    }
+
+    /// The server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits up to `grace` for the server to exit; kills it if it does
+    /// not. Returns whether it exited by itself, successfully.
+    pub fn stop(mut self, grace: Duration) -> bool {
+        let _ = kill(self.nix_pid(), Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) => thread::sleep(Duration::from_millis(10)),
+                Err(_) => break,
+            }
+        }
+        false
+    }
+
+    fn nix_pid(&self) -> Pid {
+        Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX))
+    }
+
+    fn wait_for_listening_line(
+        &mut self,
+        first_line: &mpsc::Receiver<Option<std::io::Result<String>>>,
+        timeout: Duration,
+    ) -> Result<SocketAddr, String> {
+        match first_line.recv_timeout(timeout) {
+            Ok(Some(Ok(line))) => line
+                .strip_prefix("listening on ")
+                .and_then(|addr| addr.trim().parse().ok())
+                .ok_or_else(|| format!("expected `listening on ADDR`, got {line:?}")),
+            Ok(_) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                Err("it exited before listening".into())
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(format!("not listening after {timeout:?}")),
+        }
+    }
+
+    fn wait_for_connect(&mut self, addr: SocketAddr, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("it exited ({status}) before accepting connections"));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "not accepting connections on {addr} after {timeout:?}"
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr_tail(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .trim()
+            .to_owned()
+    }
+}
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let pid = i32::try_from(self.child.id()).unwrap_or(i32::MAX);
+        self.registry.lock().remove(&pid);
+    }
+}
+
+/// Reads `pipe` to its end, keeping the last [`STDERR_KEPT`] bytes.
+fn keep_tail(mut pipe: impl Read, kept: &Mutex<String>) {
+    let mut buffer = [0u8; 1024];
+    while let Ok(read) = pipe.read(&mut buffer) {
+        if read == 0 {
+            break;
+        }
+        let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.push_str(&String::from_utf8_lossy(&buffer[..read]));
+        if kept.len() > STDERR_KEPT {
+            let cut = kept.len() - STDERR_KEPT;
+            let cut = (cut..kept.len())
+                .find(|&index| kept.is_char_boundary(index))
+                .unwrap_or(0);
+            kept.drain(..cut);
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The JSON rows the scenarios write, and `concbench report` reads.
+
+use serde::{Deserialize, Serialize};
+
+/// Which part of the Beazley scenario a row measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// `fib(1)` requests as fast as the server answers, closed loop.
+    Throughput,
+    /// A `fib(1)` probe while other connections loop a long `fib(n)`.
+    Hog,
+}
+
+/// One measurement of one server in the Beazley scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BeazleyRow {
+    /// The server: a concbench style, a Python peer, or `redis-server`.
+    pub style: String,
+    /// What the server is written in: `rust`, `python`, or `c` (redis).
+    pub language: String,
+    /// The phase measured.
+    pub phase: Phase,
+    /// Connections measured: the load's, or the probe's (1) in the hog phase.
+    pub connections: usize,
+    /// Replies per second on the measured connections.
+    pub rps: f64,
+    /// Median latency, µs.
+    pub p50_us: u64,
+    /// 99th-percentile latency, µs.
+    pub p99_us: u64,
+    /// Largest latency, µs.
+    pub max_us: u64,
+    /// Replies received on the measured connections.
+    pub requests: u64,
+    /// Replies that were an error or a wrong answer.
+    pub errors: u64,
+    /// Requests that failed, timed out or were never answered.
+    pub failed: u64,
+    /// Hog phase: the `n` the hog connections loop on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hog_n: Option<u32>,
+    /// Hog phase: the hog connections' completed requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hog_requests: Option<u64>,
+}
+
+impl BeazleyRow {
+    /// A row from a load report.
+    pub fn from_report(
+        style: &str,
+        language: &str,
+        phase: Phase,
+        report: &loadgen::LoadReport,
+    ) -> Self {
+        Self {
+            style: style.to_owned(),
+            language: language.to_owned(),
+            phase,
+            connections: report.connections,
+            rps: report.rps,
+            p50_us: report.latency.p50_us,
+            p99_us: report.latency.p99_us,
+            max_us: report.latency.max_us,
+            requests: report.requests,
+            errors: report.errors + report.wrong,
+            failed: report.failed + report.timed_out + report.unanswered,
+            hog_n: None,
+            hog_requests: None,
+        }
+    }
+}

@@ -1,0 +1,320 @@
+//! `concbench scenario`: the measurements criterion cannot express, as tables and JSON.
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use scenarios::beazley::{self, BeazleyConfig, BeazleyOutcome, Contender, Protocol};
+use scenarios::{BeazleyRow, ChildRegistry, Phase, ReadyBy, ServerCommand};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use workloads::protocol::DEFAULT_MAX_N;
+use workloads::{Support, Workload};
+
+use super::table::Table;
+
+/// Options of `concbench scenario`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ScenarioArgs {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Scenario {
+    /// The seed's experiment: fib(1) throughput, then fib(1) latency while hogs loop a long fib(n).
+    Beazley(BeazleyArgs),
+}
+
+/// Options of `concbench scenario beazley`.
+#[derive(Debug, clap::Args)]
+struct BeazleyArgs {
+    /// Servers to measure, comma-separated [default: every style with a server].
+    #[arg(long, value_delimiter = ',', value_parser = super::style_name_parser())]
+    styles: Vec<String>,
+    /// How long each phase sends, e.g. `3s`.
+    #[arg(long, default_value = "3s", value_parser = super::load::parse_duration)]
+    duration: Duration,
+    /// Connection counts of the throughput phase, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,32")]
+    connections: Vec<usize>,
+    /// Hog connections in the hog phase.
+    #[arg(long, default_value_t = 2)]
+    hogs: usize,
+    /// The n the hogs loop on (fib(35) takes tens of milliseconds in Rust).
+    #[arg(long, default_value_t = 35)]
+    hog_n: u32,
+    /// The probe's rate during the hog phase, requests per second (open loop).
+    #[arg(long, default_value_t = 200.0)]
+    probe_rate: f64,
+    /// Worker threads or processes of every server [default: $CONCBENCH_WORKERS, else the available cores].
+    #[arg(long)]
+    workers: Option<NonZeroUsize>,
+    /// Skip the redis-server `PING` ceiling even when redis-server is on PATH.
+    #[arg(long)]
+    no_redis: bool,
+    /// Also write the rows as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: &ScenarioArgs) -> anyhow::Result<()> {
+    let registry = ChildRegistry::default();
+    kill_children_on_signal(&registry)?;
+    match &args.scenario {
+        Scenario::Beazley(beazley_args) => run_beazley(beazley_args, &registry),
+    }
+}
+
+/// On SIGINT or SIGTERM, kills every server child and exits: no child outlives us.
+fn kill_children_on_signal(registry: &ChildRegistry) -> anyhow::Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot handle SIGINT/SIGTERM")?;
+    let registry = registry.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                registry.kill_all();
+                eprintln!("\ninterrupted: every server stopped");
+                std::process::exit(128 + signal);
+            }
+        })
+        .context("cannot start the signal thread")?;
+    Ok(())
+}
+
+fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<()> {
+    if args.connections.is_empty() || args.connections.contains(&0) {
+        bail!("--connections needs positive counts");
+    }
+    let workers = match args.workers {
+        Some(workers) => workers,
+        None => workloads::StyleConfig::default_workers()?,
+    };
+    let concbench = std::env::current_exe().context("cannot find the concbench binary")?;
+    let max_n = args.hog_n.max(DEFAULT_MAX_N);
+    let styles: Vec<&str> = if args.styles.is_empty() {
+        catalog::STYLES
+            .iter()
+            .filter(|entry| (entry.support)(Workload::HogLatency) == Support::Runs)
+            .map(|entry| entry.name)
+            .collect()
+    } else {
+        args.styles.iter().map(String::as_str).collect()
+    };
+    let mut contenders: Vec<Contender> = styles
+        .iter()
+        .map(|style| rust_contender(&concbench, style, max_n, workers))
+        .collect();
+    let redis = if args.no_redis {
+        RedisCeiling::Skipped
+    } else {
+        match find_on_path("redis-server") {
+            Some(program) => {
+                contenders.push(redis_contender(program)?);
+                RedisCeiling::Measured
+            }
+            None => RedisCeiling::NotOnPath,
+        }
+    };
+    let config = BeazleyConfig {
+        contenders,
+        duration: args.duration,
+        warm_up: Duration::from_millis(500),
+        connections: args.connections.clone(),
+        hogs: args.hogs,
+        hog_n: args.hog_n,
+        probe_rate: args.probe_rate,
+        start_timeout: Duration::from_secs(20),
+    };
+
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("beazley [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let outcome = beazley::run(&config, registry, |step| {
+        bar.set_length(step.total as u64);
+        bar.set_position(step.done as u64);
+        bar.set_message(format!("{}: {}", step.name, step.activity));
+    });
+    bar.finish_and_clear();
+
+    let mut stdout = io::stdout().lock();
+    write!(
+        stdout,
+        "{}",
+        beazley_table(&config, workers, &outcome, redis)
+    )?;
+    stdout.flush()?;
+    if let Some(path) = &args.json {
+        write_json(path, &outcome.rows)?;
+    }
+    if outcome.rows.is_empty() {
+        bail!("no server could be measured");
+    }
+    Ok(())
+}
+
+fn rust_contender(concbench: &Path, style: &str, max_n: u32, workers: NonZeroUsize) -> Contender {
+    let args = [
+        "serve",
+        "--style",
+        style,
+        "--addr",
+        "127.0.0.1:0",
+        "--max-n",
+        &max_n.to_string(),
+        "--workers",
+        &workers.to_string(),
+    ];
+    Contender {
+        command: ServerCommand {
+            name: style.to_owned(),
+            program: concbench.to_path_buf(),
+            args: args.iter().map(OsString::from).collect(),
+            ready: ReadyBy::ListeningLine,
+        },
+        language: "rust".into(),
+        protocol: Protocol::Fib,
+    }
+}
+
+/// redis-server on a free loopback port, with persistence off.
+fn redis_contender(program: PathBuf) -> anyhow::Result<Contender> {
+    let addr: SocketAddr = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .context("cannot find a free port for redis-server")?;
+    let args = [
+        "--port",
+        &addr.port().to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ];
+    Ok(Contender {
+        command: ServerCommand {
+            name: "redis-server".into(),
+            program,
+            args: args.iter().map(OsString::from).collect(),
+            ready: ReadyBy::Connect(addr),
+        },
+        language: "c".into(),
+        protocol: Protocol::Ping,
+    })
+}
+
+/// What happened to the redis-server ceiling row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RedisCeiling {
+    Measured,
+    NotOnPath,
+    Skipped,
+}
+
+fn beazley_table(
+    config: &BeazleyConfig,
+    workers: NonZeroUsize,
+    outcome: &BeazleyOutcome,
+    redis: RedisCeiling,
+) -> String {
+    let mut header = vec!["server".to_owned(), "lang".to_owned()];
+    for connections in &config.connections {
+        header.push(format!("c={connections} req/s"));
+        header.push(format!("c={connections} p99"));
+    }
+    header.extend(["hog probe p50", "p99", "max", "probe req/s", "hog replies"].map(String::from));
+    let mut table = Table::new(header);
+    let mut names: Vec<&str> = Vec::new();
+    for row in &outcome.rows {
+        if !names.contains(&row.style.as_str()) {
+            names.push(&row.style);
+        }
+    }
+    let mut notes = Vec::new();
+    for name in names {
+        let rows: Vec<&BeazleyRow> = outcome
+            .rows
+            .iter()
+            .filter(|row| row.style == name)
+            .collect();
+        let mut cells = vec![name.to_owned(), rows[0].language.clone()];
+        for &connections in &config.connections {
+            match rows
+                .iter()
+                .find(|row| row.phase == Phase::Throughput && row.connections == connections)
+            {
+                Some(row) => {
+                    cells.push(format!("{:.0}", row.rps));
+                    cells.push(super::format_micros(row.p99_us));
+                }
+                None => cells.extend(["—".to_owned(), "—".to_owned()]),
+            }
+        }
+        match rows.iter().find(|row| row.phase == Phase::Hog) {
+            Some(row) if row.requests > 0 => {
+                cells.push(super::format_micros(row.p50_us));
+                cells.push(super::format_micros(row.p99_us));
+                cells.push(super::format_micros(row.max_us));
+                cells.push(format!("{:.0}", row.rps));
+                cells.push(row.hog_requests.unwrap_or(0).to_string());
+            }
+            Some(row) => {
+                cells.extend(["no reply".to_owned(), "—".into(), "—".into(), "0".into()]);
+                cells.push(row.hog_requests.unwrap_or(0).to_string());
+            }
+            None => cells.extend(["—"; 5].map(String::from)),
+        }
+        for row in &rows {
+            if row.errors > 0 || row.failed > 0 {
+                let phase = match row.phase {
+                    Phase::Throughput => format!("throughput c={}", row.connections),
+                    Phase::Hog => "hog probe".to_owned(),
+                };
+                notes.push(format!(
+                    "{name} {phase}: {} error replies, {} requests failed, timed out or unanswered",
+                    row.errors, row.failed
+                ));
+            }
+        }
+        table.push(cells);
+    }
+    let mut out = format!(
+        "Beazley scenario: {workers} workers per server, {:?} per phase; hog phase: {} connections looping fib({}) while a probe sends fib(1) at {} req/s (open loop)\n\n",
+        config.duration, config.hogs, config.hog_n, config.probe_rate
+    );
+    out.push_str(&table.render());
+    match redis {
+        RedisCeiling::Measured => out.push_str("\nredis-server answers PING: the loopback ceiling for one-line request/response through this client.\n"),
+        RedisCeiling::NotOnPath => out.push_str("\nredis-server is not on PATH: no loopback ceiling row (install redis-server to add it).\n"),
+        RedisCeiling::Skipped => out.push_str("\nredis-server ceiling skipped (--no-redis).\n"),
+    }
+    for note in notes {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    for (name, failure) in &outcome.failures {
+        out.push_str(&format!("FAILED: {name}: {failure}\n"));
+    }
+    out
+}
+
+fn write_json(path: &Path, rows: &[BeazleyRow]) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(rows)?;
+    std::fs::write(path, json + "\n").with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The first executable called `name` in `$PATH`.
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|directory| directory.join(name))
+        .find(|candidate| candidate.is_file())
+}

@@ -1,0 +1,352 @@
+//! The wire protocol, against every server: one test per (server, behaviour), stamped
+//! out by `protocol_conformance!` so that a failure names both.
+//!
+//! Each test starts its own `concbench serve` child process (killed on drop, also when
+//! the test fails) with `--max-n 30`, and every read has a timeout, so a broken server
+//! fails a test instead of hanging it.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::ServerProcess;
+use workloads::fib_reference;
+
+/// The servers are started with this `--max-n`.
+const MAX_N: u32 = 30;
+
+/// Every read waits at most this long: ample on a loaded machine, and finite.
+const READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// One client connection with a line reader.
+struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(READ_TIMEOUT))
+            .expect("read timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Self {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).expect("write");
+    }
+
+    /// The next reply line, without its `\n`.
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        let read = self.reader.read_line(&mut line).expect("read a reply line");
+        assert!(
+            read > 0,
+            "the server closed the connection instead of replying"
+        );
+        line.strip_suffix('\n')
+            .unwrap_or_else(|| panic!("unterminated reply {line:?}"))
+            .to_owned()
+    }
+
+    /// Asserts that the server closes the connection without sending anything more.
+    fn expect_closed(&mut self) {
+        let mut rest = Vec::new();
+        match self.reader.read_to_end(&mut rest) {
+            Ok(_) => assert!(rest.is_empty(), "unexpected bytes before close: {rest:?}"),
+            // A reset also closes the connection.
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(error) => panic!("the connection was not closed: {error}"),
+        }
+    }
+
+    fn ask(&mut self, n: u32) -> String {
+        self.send(format!("{n}\n").as_bytes());
+        self.line()
+    }
+}
+
+fn answer(n: u32) -> String {
+    fib_reference(n).expect("n fits").to_string()
+}
+
+fn answers_requests(style: &str) {
+    let server = ServerProcess::start(style, MAX_N);
+    let mut client = Client::connect(server.addr());
+    for n in [0, 1, 2, 10, 25, MAX_N] {
+        assert_eq!(client.ask(n), answer(n), "fib({n})");
+    }
+    client.send(b"12\r\n");
+    assert_eq!(client.line(), answer(12), "CRLF request");
+}
+
+fn answers_pipelined_requests_in_order(style: &str) {
+    let server = ServerProcess::start(style, MAX_N);
+    let mut client = Client::connect(server.addr());
+    let burst: String = (0..=MAX_N)
+        .rev()
+        .chain(0..=20)
+        .map(|n| format!("{n}\n"))
+        .collect();
+    client.send(burst.as_bytes());
+    for n in (0..=MAX_N).rev().chain(0..=20) {
+        assert_eq!(client.line(), answer(n), "pipelined fib({n})");
+    }
+}
+
+fn joins_a_request_split_across_writes(style: &str) {
+    let server = ServerProcess::start(style, MAX_N);
+    let mut client = Client::connect(server.addr());
+    for piece in [&b"2"[..], b"1", b"\r", b"\n"] {
+        client.send(piece);
+        thread::sleep(Duration::from_millis(30));
+    }
+    assert_eq!(client.line(), answer(21));
+}
+
+fn answers_bad_lines_and_keeps_the_connection(style: &str) {
+    let server = ServerProcess::start(style, MAX_N);
+    let mut client = Client::connect(server.addr());
+    let bad_lines: [&[u8]; 10] = [
+        b"abc",
+        b"-1",
+        b"31", // above --max-n
+        b"99999999999999999999999999",
+        b"",
+        b"\r",
+        b"\x00\xff\xfe\x01",
+        b" 5",
+        b"5 ",
+        b"+5",
+    ];
+    for bad in bad_lines {
+        let mut request = bad.to_vec();
+        request.push(b'\n');
+        client.send(&request);
+        let reply = client.line();
+        assert!(reply.starts_with("error: "), "{bad:?} got {reply:?}");
+        // The connection is still served.
+        assert_eq!(client.ask(7), answer(7), "after {bad:?}");
+    }
+}
+
+fn closes_after_a_line_too_long(style: &str) {
+    let server = ServerProcess::start(style, MAX_N);
+    let mut client = Client::connect(server.addr());
+    assert_eq!(client.ask(3), answer(3));
+    client.send(&[b'1'; 65]);
+    assert_eq!(client.line(), "error: line too long");
+    client.expect_closed();
+    // Other clients are still served.
+    assert_eq!(Client::connect(server.addr()).ask(9), answer(9));
+}
+
+fn survives_a_storm_of_abrupt_disconnects(style: &str) {
+    let server = ServerProcess::start(style, MAX_N);
+    for round in 0..60 {
+        let mut stream = TcpStream::connect(server.addr()).expect("connect");
+        match round % 4 {
+            // Connect and leave.
+            0 => {}
+            // Leave in the middle of a request.
+            1 => stream.write_all(b"2").expect("write"),
+            // Leave with a request unanswered.
+            2 => stream.write_all(b"20\n").expect("write"),
+            // Leave with a reply unread: closing with unread data sends a reset.
+            _ => {
+                stream.write_all(b"5\n6\n").expect("write");
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
+        drop(stream);
+    }
+    let mut client = Client::connect(server.addr());
+    assert_eq!(client.ask(22), answer(22), "served after the storm");
+}
+
+fn serves_others_while_a_client_idles_mid_request(style: &str) {
+    let server = ServerProcess::start(style, MAX_N);
+    let mut idle = Client::connect(server.addr());
+    idle.send(b"1");
+    let mut other = Client::connect(server.addr());
+    assert_eq!(
+        other.ask(15),
+        answer(15),
+        "served while another client idles"
+    );
+    idle.send(b"6\n");
+    assert_eq!(
+        idle.line(),
+        answer(16),
+        "the idle client is served when it finishes"
+    );
+}
+
+/// The iterative server is exempt from the test above, by design: it serves one
+/// connection to the end before accepting the next. This checks that documented
+/// behaviour, so it cannot change unnoticed.
+fn serves_one_client_at_a_time(style: &str) {
+    let server = ServerProcess::start(style, MAX_N);
+    let mut first = Client::connect(server.addr());
+    assert_eq!(first.ask(4), answer(4));
+    let mut second = Client::connect(server.addr());
+    second.send(b"5\n");
+    second
+        .reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut waiting = String::new();
+    assert!(
+        second.reader.read_line(&mut waiting).is_err(),
+        "the second client was served while the first was connected: {waiting:?}"
+    );
+    second
+        .reader
+        .get_ref()
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .expect("timeout");
+    drop(first);
+    assert_eq!(
+        second.line(),
+        answer(5),
+        "served once the first client left"
+    );
+}
+
+fn serves_many_concurrent_clients(style: &str) {
+    let server = ServerProcess::start(style, MAX_N);
+    let addr = server.addr();
+    let clients: Vec<_> = (0..40)
+        .map(|client_idx| {
+            thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                for request_idx in 0..25 {
+                    let n = (client_idx + request_idx) % 24;
+                    assert_eq!(client.ask(n), answer(n), "client {client_idx} fib({n})");
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("a client failed");
+    }
+}
+
+fn stops_on_sigterm_leaving_no_process(style: &str) {
+    let mut server = ServerProcess::start(style, MAX_N);
+    // A connected client and a request in flight must not hold the server up.
+    let mut client = Client::connect(server.addr());
+    assert_eq!(client.ask(10), answer(10));
+    client.send(b"29\n");
+    let children = common::child_pids(server.pid());
+    let started = Instant::now();
+    let status = server.terminate(Duration::from_secs(5));
+    let status =
+        status.unwrap_or_else(|| panic!("still running {:?} after SIGTERM", started.elapsed()));
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    for child in children {
+        // Worker processes are killed and reaped before the server exits.
+        assert!(
+            !common::process_exists(child),
+            "child {child} outlived its server"
+        );
+    }
+}
+
+macro_rules! protocol_conformance {
+    ($($module:ident => $style:literal, idle: $idle:ident;)*) => {
+        $(
+            mod $module {
+
+
+                #[test]
+                fn answers_requests() {
+                    super::answers_requests($style);
+                }
+
+                #[test]
+                fn answers_pipelined_requests_in_order() {
+                    super::answers_pipelined_requests_in_order($style);
+                }
+
+                #[test]
+                fn joins_a_request_split_across_writes() {
+                    super::joins_a_request_split_across_writes($style);
+                }
+
+                #[test]
+                fn answers_bad_lines_and_keeps_the_connection() {
+                    super::answers_bad_lines_and_keeps_the_connection($style);
+                }
+
+                #[test]
+                fn closes_after_a_line_too_long() {
+                    super::closes_after_a_line_too_long($style);
+                }
+
+                #[test]
+                fn survives_a_storm_of_abrupt_disconnects() {
+                    super::survives_a_storm_of_abrupt_disconnects($style);
+                }
+
+                #[test]
+                fn $idle() {
+                    super::$idle($style);
+                }
+
+                #[test]
+                fn serves_many_concurrent_clients() {
+                    super::serves_many_concurrent_clients($style);
+                }
+
+                #[test]
+                fn stops_on_sigterm_leaving_no_process() {
+                    super::stops_on_sigterm_leaving_no_process($style);
+                }
+            }
+        )*
+
+        /// Every server the macro stamped tests out for, in order.
+        const TESTED_SERVERS: &[&str] = &[$($style),*];
+    };
+}
+
+protocol_conformance! {
+    seq => "seq", idle: serves_one_client_at_a_time;
+    threads => "threads", idle: serves_others_while_a_client_idles_mid_request;
+    pool => "pool", idle: serves_others_while_a_client_idles_mid_request;
+    process => "process", idle: serves_others_while_a_client_idles_mid_request;
+    evloop => "evloop", idle: serves_others_while_a_client_idles_mid_request;
+    evloop_offload => "evloop-offload", idle: serves_others_while_a_client_idles_mid_request;
+    rayon => "rayon", idle: serves_others_while_a_client_idles_mid_request;
+    crossbeam => "crossbeam", idle: serves_others_while_a_client_idles_mid_request;
+    tokio => "tokio", idle: serves_others_while_a_client_idles_mid_request;
+    tokio_current => "tokio-current", idle: serves_others_while_a_client_idles_mid_request;
+    tokio_offload => "tokio-offload", idle: serves_others_while_a_client_idles_mid_request;
+    async_std => "async-std", idle: serves_others_while_a_client_idles_mid_request;
+    async_std_offload => "async-std-offload", idle: serves_others_while_a_client_idles_mid_request;
+    smol => "smol", idle: serves_others_while_a_client_idles_mid_request;
+    smol_offload => "smol-offload", idle: serves_others_while_a_client_idles_mid_request;
+}
+
+#[test]
+fn every_server_in_the_catalog_is_tested() {
+    let servers: Vec<&str> = catalog::STYLES
+        .iter()
+        .filter(|entry| {
+            (entry.support)(workloads::Workload::Throughput) == workloads::Support::Runs
+        })
+        .map(|entry| entry.name)
+        .collect();
+    assert_eq!(
+        servers, TESTED_SERVERS,
+        "add the new server to protocol_conformance!"
+    );
+}

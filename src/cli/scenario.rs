@@ -14,7 +14,7 @@ use scenarios::{BeazleyRow, ChildRegistry, Phase, ReadyBy, ServerCommand};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use workloads::protocol::DEFAULT_MAX_N;
-use workloads::{Support, Workload};
+use workloads::{ServerModel, Support, Workload};
 
 use super::table::Table;
 
@@ -272,6 +272,19 @@ fn beazley_table(
                 cells.push(row.hog_requests.unwrap_or(0).to_string());
             }
             None => cells.extend(["—"; 5].map(String::from)),
+        }
+        let iterative =
+            catalog::find(name).is_some_and(|entry| entry.server_model == ServerModel::Iterative);
+        if iterative
+            && config
+                .connections
+                .iter()
+                .any(|&connections| connections > 1)
+        {
+            notes.push(format!(
+                "{name} serves one connection at a time: with more than one connection, one got every reply \
+                 and the others waited for it to leave (their wait is in the max, not the p99)"
+            ));
         }
         for row in &rows {
             if row.errors > 0 || row.failed > 0 {

@@ -16,14 +16,12 @@
 //! cores, or `CONCBENCH_WORKERS`); every answer is checked, before timing and after each
 //! timed iteration, and a wrong answer fails the benchmark.
 
-use std::time::{Duration, Instant};
+mod common;
 
-use criterion::{
-    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
-use workloads::{
-    FibBatch, ForkJoin, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, WrongAnswer,
-};
+use std::time::Duration;
+
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use workloads::{FibBatch, ForkJoin, Workload};
 
 /// `fib_batch`: this many inputs, all equal to `FIB_BATCH_N`.
 const FIB_BATCH_LEN: usize = 64;
@@ -51,15 +49,17 @@ fn fib_skewed(criterion: &mut Criterion) {
 
 fn bench_batch(criterion: &mut Criterion, workload: Workload, batch: &FibBatch, parameter: &str) {
     let mut group = criterion.benchmark_group(workload.name());
+    group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(batch.len() as u64));
-    configure(&mut group);
     for entry in catalog::STYLES {
-        bench_style(
+        let Some(style) = common::build(entry, workload) else {
+            continue;
+        };
+        common::bench_checked(
             &mut group,
             entry,
-            workload,
             parameter,
-            |style| style.fib_batch(batch.inputs()),
+            || style.fib_batch(batch.inputs()),
             |answers| batch.check(answers),
         );
     }
@@ -69,69 +69,26 @@ fn bench_batch(criterion: &mut Criterion, workload: Workload, batch: &FibBatch, 
 fn fib_forkjoin(criterion: &mut Criterion) {
     let job = ForkJoin::new(FORKJOIN_N, FORKJOIN_CUTOFF);
     let mut group = criterion.benchmark_group(Workload::FibForkJoin.name());
-    configure(&mut group);
+    group.sampling_mode(SamplingMode::Flat);
     for entry in catalog::STYLES {
-        bench_style(
+        let Some(style) = common::build(entry, Workload::FibForkJoin) else {
+            continue;
+        };
+        common::bench_checked(
             &mut group,
             entry,
-            Workload::FibForkJoin,
-            &format!("{FORKJOIN_N}-cutoff{FORKJOIN_CUTOFF}"),
-            |style| style.fib_forkjoin(job),
+            format!("{FORKJOIN_N}-cutoff{FORKJOIN_CUTOFF}"),
+            || style.fib_forkjoin(job),
             |&answer| job.check(answer),
         );
     }
     group.finish();
 }
 
-/// Each iteration takes milliseconds to tens of milliseconds: ten flat samples of a few
-/// iterations each keep the suite within minutes and give criterion ten points to test.
-fn configure(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-    group.sampling_mode(SamplingMode::Flat);
-}
-
-/// Builds `entry` once, checks one answer, then times `run` with every answer checked
-/// outside the timed region. Styles that do not run the workload are skipped with a note.
-fn bench_style<T>(
-    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    entry: &StyleEntry,
-    workload: Workload,
-    parameter: &str,
-    run: impl Fn(&dyn Style) -> Result<T, StyleError>,
-    check: impl Fn(&T) -> Result<(), WrongAnswer>,
-) {
-    if let Support::NotApplicable(reason) = (entry.support)(workload) {
-        eprintln!("{workload}/{}: n/a: {reason}", entry.name);
-        return;
-    }
-    let style = (entry.build)(&style_config())
-        .unwrap_or_else(|error| panic!("{}: cannot build the style: {error}", entry.name));
-    let run_checked = || {
-        let start = Instant::now();
-        let answer = run(style.as_ref());
-        let elapsed = start.elapsed();
-        let answer = answer.unwrap_or_else(|error| panic!("{workload}/{}: {error}", entry.name));
-        if let Err(wrong) = check(&answer) {
-            panic!("{workload}/{} gave a wrong answer: {wrong}", entry.name);
-        }
-        elapsed
-    };
-    run_checked();
-    group.bench_function(BenchmarkId::new(entry.name, parameter), |bencher| {
-        bencher.iter_custom(|iters| (0..iters).map(|_| run_checked()).sum::<Duration>());
-    });
-}
-
-/// The same configuration for every style: the worker count from the environment and
-/// this package's binary as the worker process.
-fn style_config() -> StyleConfig {
-    let workers = StyleConfig::default_workers().unwrap_or_else(|error| panic!("{error}"));
-    StyleConfig::new(workers).with_worker_command(catalog::worker_command(
-        env!("CARGO_BIN_EXE_concbench").as_ref(),
-    ))
-}
-
 criterion_group! {
     name = cpu;
+    // Each iteration takes milliseconds to tens of milliseconds: ten flat samples of a
+    // few iterations each keep the suite within minutes and give criterion ten points.
     // 10 000 bootstrap resamples instead of 100 000: criterion draws a density plot of
     // every resampled statistic, and at 100 000 those plots cost seconds per benchmark
     // on two cores, more than the measurement itself; ten samples do not support the

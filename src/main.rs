@@ -31,6 +31,9 @@ enum Command {
     Load(cli::load::LoadArgs),
     /// Run a scenario criterion cannot express (servers in child processes, task costs).
     Scenario(cli::scenario::ScenarioArgs),
+    /// Measure one (style, N) of the tasks scenario and print it as JSON (started by it).
+    #[command(hide = true)]
+    TasksProbe(cli::tasks_probe::TasksProbeArgs),
     /// Serve worker-process requests on stdin/stdout (started by the process style).
     #[command(name = catalog::WORKER_SUBCOMMAND, hide = true)]
     Worker,
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Serve(serve_args) => cli::serve::run(&serve_args),
         Command::Load(load_args) => cli::load::run(&load_args),
         Command::Scenario(scenario_args) => cli::scenario::run(&scenario_args),
+        Command::TasksProbe(probe_args) => cli::tasks_probe::run(&probe_args),
         Command::Worker => style_process::run_worker(io::stdin().lock(), io::stdout().lock())
             .map_err(anyhow::Error::from),
     };

@@ -169,3 +169,64 @@ fn beazley_scenario_measures_every_phase_and_leaves_no_server() {
             .any(|row| row["phase"] == "hog" && row["style"] == "evloop")
     );
 }
+
+#[test]
+fn tasks_scenario_measures_each_size_in_a_fresh_process() {
+    let json = std::env::temp_dir().join(format!("concbench-tasks-{}.json", std::process::id()));
+    let output = Command::new(common::concbench_binary())
+        .args([
+            "scenario",
+            "tasks",
+            "--styles",
+            "evloop,tokio",
+            "--sizes",
+            "10,200",
+            "--sleep",
+            "2ms",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .expect("run the scenario");
+    assert!(output.status.success(), "{output:?}");
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON file"))
+            .expect("JSON rows");
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    for row in &rows {
+        assert!(row["not_attempted"].is_null(), "{row}");
+        for field in [
+            "style",
+            "n_tasks",
+            "wall_ms",
+            "peak_rss_bytes",
+            "bytes_per_task",
+        ] {
+            assert!(!row[field].is_null(), "{field} missing in {row}");
+        }
+        assert!(
+            row["wall_ms"].as_f64().is_some_and(|ms| ms >= 2.0),
+            "woke before the timer: {row}"
+        );
+        assert!(
+            row["peak_rss_bytes"]
+                .as_u64()
+                .is_some_and(|bytes| bytes > 0),
+            "{row}"
+        );
+    }
+}
+
+#[test]
+fn tasks_scenario_does_not_attempt_sizes_above_the_machine_limit() {
+    let limit = workloads::tasks::unit_limit(workloads::tasks::UnitKind::Thread).max_units;
+    let output = Command::new(common::concbench_binary())
+        .args(["scenario", "tasks", "--styles", "threads", "--sizes"])
+        .arg((limit + 1).to_string())
+        .output()
+        .expect("run the scenario");
+    assert!(output.status.success(), "{output:?}");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("not attempted"), "{table}");
+}

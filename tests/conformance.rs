@@ -13,6 +13,7 @@ use std::net::{TcpListener, TcpStream};
 use std::time::Duration;
 
 use workloads::server::ServeConfig;
+use workloads::tasks;
 use workloads::{FibBatch, ForkJoin, Style, StyleError, Support, Workload};
 
 /// Runs `workload` on `style` with every test input set and checks each answer.
@@ -69,6 +70,35 @@ fn run_and_check(style: &dyn Style, workload: Workload) {
                     .unwrap_or_else(|wrong| panic!("{job:?}: {wrong}"));
             }
         }
+        Workload::Spawn => {
+            for n_units in [0, 1, 3, 100] {
+                let answers = style.spawn(n_units).expect("spawn");
+                tasks::check_spawn(n_units, &answers)
+                    .unwrap_or_else(|wrong| panic!("{n_units} units: {wrong}"));
+            }
+        }
+        Workload::PingPong => {
+            for n_messages in [0, 1, 500] {
+                let observed = style.ping_pong(n_messages).expect("ping_pong");
+                tasks::check_ping_pong(n_messages, &observed)
+                    .unwrap_or_else(|wrong| panic!("{n_messages} messages: {wrong}"));
+            }
+        }
+        Workload::Sleepers => {
+            let sleep = Duration::from_millis(5);
+            for n_units in [0, 1, 50] {
+                let observed = style.sleepers(n_units, sleep).expect("sleepers");
+                tasks::check_sleepers(n_units, &observed)
+                    .unwrap_or_else(|wrong| panic!("{n_units} sleepers: {wrong}"));
+                assert!(observed.spawned_in <= observed.finished_in, "{observed:?}");
+                if n_units > 0 {
+                    assert!(
+                        observed.finished_in >= sleep,
+                        "finished before the timer: {observed:?}"
+                    );
+                }
+            }
+        }
         // The protocol itself is tested against every server in `tests/protocol.rs`,
         // through the binary; this checks the in-process contract: serve, answer, stop.
         Workload::Throughput => serve_and_ask(style, b"1\n10\n", &["1", "55"]),
@@ -103,6 +133,9 @@ fn run_once(style: &dyn Style, workload: Workload) -> Result<(), StyleError> {
     match workload {
         Workload::FibBatch | Workload::FibSkewed => style.fib_batch(&[5]).map(drop),
         Workload::FibForkJoin => style.fib_forkjoin(ForkJoin::new(10, 5)).map(drop),
+        Workload::Spawn => style.spawn(1).map(drop),
+        Workload::PingPong => style.ping_pong(1).map(drop),
+        Workload::Sleepers => style.sleepers(1, Duration::from_millis(1)).map(drop),
         Workload::Throughput | Workload::HogLatency => {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
             style.serve(listener, ServeConfig::default()).map(drop)
@@ -129,6 +162,21 @@ macro_rules! conformance {
                 #[test]
                 fn fib_forkjoin() {
                     check_workload($style, Workload::FibForkJoin);
+                }
+
+                #[test]
+                fn spawn() {
+                    check_workload($style, Workload::Spawn);
+                }
+
+                #[test]
+                fn ping_pong() {
+                    check_workload($style, Workload::PingPong);
+                }
+
+                #[test]
+                fn sleepers() {
+                    check_workload($style, Workload::Sleepers);
                 }
 
                 #[test]
@@ -181,8 +229,33 @@ fn every_workload_has_a_conformance_test() {
             Workload::FibBatch
             | Workload::FibSkewed
             | Workload::FibForkJoin
+            | Workload::Spawn
+            | Workload::PingPong
+            | Workload::Sleepers
             | Workload::Throughput
             | Workload::HogLatency => {}
+        }
+    }
+}
+
+#[test]
+fn thread_and_process_units_above_the_machine_limit_are_refused_unstarted() {
+    for entry in catalog::STYLES {
+        let kind = entry.unit;
+        if !matches!(kind, tasks::UnitKind::Thread | tasks::UnitKind::Process) {
+            continue;
+        }
+        let style = (entry.build)(&common::style_config()).expect("build");
+        let too_many = tasks::unit_limit(kind).max_units + 1;
+        for result in [
+            style.spawn(too_many).map(drop),
+            style.sleepers(too_many, Duration::from_millis(1)).map(drop),
+        ] {
+            assert!(
+                matches!(result, Err(StyleError::TooManyUnits { .. })),
+                "{}: {result:?}",
+                entry.name
+            );
         }
     }
 }

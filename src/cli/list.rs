@@ -20,7 +20,8 @@ pub(crate) fn run(args: &ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The matrix as a Markdown table, every n/a cell with its reason.
+/// The matrix as a Markdown table; every n/a cell points to its reason, listed under the
+/// table (the same reason is listed once, however many cells it explains).
 pub(crate) fn markdown() -> String {
     let mut out = String::from("| style |");
     for workload in Workload::ALL {
@@ -29,15 +30,31 @@ pub(crate) fn markdown() -> String {
     out.push_str(" where the work runs |\n|---|");
     out.push_str(&"---|".repeat(Workload::ALL.len() + 1));
     out.push('\n');
+    let mut reasons: Vec<&str> = Vec::new();
     for entry in catalog::STYLES {
         out.push_str(&format!("| `{}` |", entry.name));
         for workload in Workload::ALL {
             match (entry.support)(workload) {
                 Support::Runs => out.push_str(" ✓ |"),
-                Support::NotApplicable(reason) => out.push_str(&format!(" n/a: {reason} |")),
+                Support::NotApplicable(reason) => {
+                    let number = match reasons.iter().position(|known| *known == reason) {
+                        Some(index) => index + 1,
+                        None => {
+                            reasons.push(reason);
+                            reasons.len()
+                        }
+                    };
+                    out.push_str(&format!(" n/a ({number}) |"));
+                }
             }
         }
         out.push_str(&format!(" {} |\n", entry.summary));
+    }
+    if !reasons.is_empty() {
+        out.push_str("\nn/a:\n\n");
+        for (index, reason) in reasons.iter().enumerate() {
+            out.push_str(&format!("{}. {reason}\n", index + 1));
+        }
     }
     out
 }

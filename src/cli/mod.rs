@@ -6,6 +6,7 @@ mod progress;
 pub(crate) mod scenario;
 pub(crate) mod serve;
 mod table;
+pub(crate) mod tasks_probe;
 
 use std::num::NonZeroUsize;
 

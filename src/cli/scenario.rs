@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::beazley::{self, BeazleyConfig, BeazleyOutcome, Contender, Protocol};
-use scenarios::{BeazleyRow, ChildRegistry, Phase, ReadyBy, ServerCommand};
+use scenarios::tasks::{Subject, TasksConfig};
+use scenarios::{BeazleyRow, ChildRegistry, Phase, ReadyBy, ServerCommand, TaskRow};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use workloads::protocol::DEFAULT_MAX_N;
@@ -29,6 +30,35 @@ pub(crate) struct ScenarioArgs {
 enum Scenario {
     /// The seed's experiment: fib(1) throughput, then fib(1) latency while hogs loop a long fib(n).
     Beazley(BeazleyArgs),
+    /// What N sleeping units cost in each style, N up to a million, each N in a fresh process.
+    Tasks(TasksArgs),
+}
+
+/// Options of `concbench scenario tasks`.
+#[derive(Debug, clap::Args)]
+struct TasksArgs {
+    /// Styles to measure, comma-separated [default: every style that runs `sleepers`].
+    #[arg(long, value_delimiter = ',', value_parser = super::style_name_parser())]
+    styles: Vec<String>,
+    /// Unit counts, comma-separated; each runs in a fresh process.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "100,1000,10000,100000,1000000"
+    )]
+    sizes: Vec<usize>,
+    /// How long each unit sleeps.
+    #[arg(long, default_value = "10ms", value_parser = super::load::parse_duration)]
+    sleep: Duration,
+    /// Worker threads of every style [default: $CONCBENCH_WORKERS, else the available cores].
+    #[arg(long)]
+    workers: Option<NonZeroUsize>,
+    /// A size still running after this long is killed and counted as failed.
+    #[arg(long, default_value = "120s", value_parser = super::load::parse_duration)]
+    probe_timeout: Duration,
+    /// Also write the rows as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 /// Options of `concbench scenario beazley`.
@@ -68,6 +98,7 @@ pub(crate) fn run(args: &ScenarioArgs) -> anyhow::Result<()> {
     kill_children_on_signal(&registry)?;
     match &args.scenario {
         Scenario::Beazley(beazley_args) => run_beazley(beazley_args, &registry),
+        Scenario::Tasks(tasks_args) => run_tasks(tasks_args, &registry),
     }
 }
 
@@ -319,7 +350,114 @@ fn beazley_table(
     out
 }
 
-fn write_json(path: &Path, rows: &[BeazleyRow]) -> anyhow::Result<()> {
+fn run_tasks(args: &TasksArgs, registry: &ChildRegistry) -> anyhow::Result<()> {
+    if args.sizes.is_empty() || args.sizes.contains(&0) {
+        bail!("--sizes needs positive unit counts");
+    }
+    let workers = match args.workers {
+        Some(workers) => workers,
+        None => workloads::StyleConfig::default_workers()?,
+    };
+    let entries: Vec<&workloads::StyleEntry> = if args.styles.is_empty() {
+        catalog::STYLES
+            .iter()
+            .filter(|entry| (entry.support)(Workload::Sleepers) == Support::Runs)
+            .collect()
+    } else {
+        args.styles
+            .iter()
+            .filter_map(|name| catalog::find(name))
+            .collect()
+    };
+    for entry in &entries {
+        if let Support::NotApplicable(reason) = (entry.support)(Workload::Sleepers) {
+            bail!("{} does not run sleepers: {reason}", entry.name);
+        }
+    }
+    let mut sizes = args.sizes.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let config = TasksConfig {
+        concbench: std::env::current_exe().context("cannot find the concbench binary")?,
+        subjects: entries
+            .iter()
+            .map(|entry| Subject {
+                name: entry.name.to_owned(),
+                unit: entry.unit,
+            })
+            .collect(),
+        sizes,
+        sleep: args.sleep,
+        workers: workers.get(),
+        probe_timeout: args.probe_timeout,
+    };
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("tasks [{bar:30}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let rows = scenarios::tasks::run(&config, registry, |step| {
+        bar.set_length(step.total as u64);
+        bar.set_position(step.done as u64);
+        bar.set_message(format!("{}: {} units", step.name, step.n_units));
+    });
+    bar.finish_and_clear();
+
+    let mut stdout = io::stdout().lock();
+    write!(stdout, "{}", tasks_table(&config, &rows))?;
+    stdout.flush()?;
+    if let Some(path) = &args.json {
+        write_json(path, &rows)?;
+    }
+    Ok(())
+}
+
+fn tasks_table(config: &TasksConfig, rows: &[TaskRow]) -> String {
+    let mut table = Table::new([
+        "style",
+        "unit",
+        "N",
+        "spawn",
+        "wall",
+        "peak RSS",
+        "bytes/unit",
+    ]);
+    let mut notes = Vec::new();
+    for row in rows {
+        let cell = |value: Option<f64>, format: fn(f64) -> String| {
+            value.map_or_else(|| "—".to_owned(), format)
+        };
+        table.push(vec![
+            row.style.clone(),
+            row.unit.clone(),
+            row.n_tasks.to_string(),
+            cell(row.spawn_ms, |ms| format!("{ms:.1}ms")),
+            cell(row.wall_ms, |ms| format!("{ms:.1}ms")),
+            cell(row.peak_rss_bytes.map(|bytes| bytes as f64), |bytes| {
+                format!("{:.1}MiB", bytes / f64::from(1 << 20))
+            }),
+            cell(row.bytes_per_task, |bytes| format!("{bytes:.0}")),
+        ]);
+        if let Some(reason) = &row.not_attempted {
+            notes.push(format!(
+                "{} at {}: not attempted: {reason}",
+                row.style, row.n_tasks
+            ));
+        }
+    }
+    let mut out = format!(
+        "Tasks scenario: N units each sleeping {:?}, every (style, N) in a fresh process, {} workers\n\
+         bytes/unit = (peak RSS - RSS before the units) / N; for processes, each unit process's private memory while alive, plus that\n\n",
+        config.sleep, config.workers
+    );
+    out.push_str(&table.render());
+    for note in notes {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    out
+}
+
+fn write_json(path: &Path, rows: &[impl serde::Serialize]) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(rows)?;
     std::fs::write(path, json + "\n").with_context(|| format!("cannot write {}", path.display()))
 }

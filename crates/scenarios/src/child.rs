@@ -45,7 +45,30 @@ pub struct ChildRegistry {
     pids: Arc<Mutex<HashSet<i32>>>,
 }
 
+/// Keeps a child in its [`ChildRegistry`] until dropped.
+#[derive(Debug)]
+pub struct TrackedChild {
+    registry: ChildRegistry,
+    pid: i32,
+}
+
+impl Drop for TrackedChild {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.pid);
+    }
+}
+
 impl ChildRegistry {
+    /// Registers `child` until the returned guard is dropped (after the child is reaped).
+    pub fn track(&self, child: &Child) -> TrackedChild {
+        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+        self.lock().insert(pid);
+        TrackedChild {
+            registry: self.clone(),
+            pid,
+        }
+    }
+
     /// Sends SIGKILL to every registered child. For signal handlers: the process exits
     /// right after, and its children are reaped by init.
     pub fn kill_all(&self) {
@@ -64,8 +87,9 @@ impl ChildRegistry {
 pub struct ServerChild {
     child: Child,
     addr: SocketAddr,
-    registry: ChildRegistry,
     stderr: Arc<Mutex<String>>,
+    /// Declared after `child`, so it leaves the registry only once the child is reaped.
+    _tracked: TrackedChild,
 }
 
 /// Keep this much of a child's stderr, for error messages.
@@ -91,8 +115,7 @@ impl ServerChild {
             .map_err(|error| {
                 start_error(format!("cannot run {}: {error}", command.program.display()))
             })?;
-        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
-        registry.lock().insert(pid);
+        let tracked = registry.track(&child);
         let stderr = Arc::new(Mutex::new(String::new()));
         if let Some(pipe) = child.stderr.take() {
             let kept = Arc::clone(&stderr);
@@ -110,8 +133,8 @@ impl ServerChild {
         let mut server = Self {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            registry: registry.clone(),
             stderr,
+            _tracked: tracked,
         };
         let ready = match command.ready {
             ReadyBy::ListeningLine => server.wait_for_listening_line(&first_line, timeout),
@@ -212,8 +235,6 @@ impl Drop for ServerChild {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let pid = i32::try_from(self.child.id()).unwrap_or(i32::MAX);
-        self.registry.lock().remove(&pid);
     }
 }
 

@@ -4,6 +4,9 @@
 //!   generator: `fib(1)` throughput at several connection counts, then the latency of a
 //!   `fib(1)` probe while other connections loop a long `fib(n)`.
 //!
+//! - [`tasks`]: for each style and each N, a fresh child process holds N sleeping units
+//!   and reports its wall times and the kernel's accounting of its memory.
+//!
 //! Child processes are held by [`ServerChild`], which kills and reaps its process when
 //! dropped, and registers it with [`ChildRegistry`] so that a signal handler can kill
 //! every child before the scenario process exits.
@@ -13,9 +16,10 @@
 pub mod beazley;
 mod child;
 mod rows;
+pub mod tasks;
 
-pub use child::{ChildRegistry, ReadyBy, ServerChild, ServerCommand};
-pub use rows::{BeazleyRow, Phase};
+pub use child::{ChildRegistry, ReadyBy, ServerChild, ServerCommand, TrackedChild};
+pub use rows::{BeazleyRow, Phase, TaskRow};
 
 /// Why a scenario could not run.
 #[derive(Debug, thiserror::Error)]

@@ -70,3 +70,29 @@ impl BeazleyRow {
         }
     }
 }
+
+/// One measurement of the tasks scenario: one style holding `n_tasks` sleeping units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRow {
+    /// The style.
+    pub style: String,
+    /// What a unit is in it: `tasks`, `threads`, `processes`.
+    pub unit: String,
+    /// Units asked for.
+    pub n_tasks: usize,
+    /// Time until every unit was spawned, ms; `None` when not measured.
+    pub spawn_ms: Option<f64>,
+    /// Time until every unit had woken and finished, ms.
+    pub wall_ms: Option<f64>,
+    /// Peak resident memory of the measuring process, plus (for processes) the peak
+    /// private memory of its unit processes, bytes.
+    pub peak_rss_bytes: Option<u64>,
+    /// Resident memory of the measuring process before the units, bytes.
+    pub baseline_rss_bytes: Option<u64>,
+    /// Memory per unit: `(peak - baseline) / n_tasks`; for processes, each unit
+    /// process's own private memory (measured while alive) plus the parent's share.
+    pub bytes_per_task: Option<f64>,
+    /// Why this size was not measured (above a safe limit, a failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_attempted: Option<String>,
+}

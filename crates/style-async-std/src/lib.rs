@@ -10,6 +10,9 @@
 //! Work is spawned with `async_std::task::spawn` and the caller waits in
 //! `task::block_on`, which runs only the caller's own future, not the spawned tasks.
 //!
+//! A `spawn` unit is a task; `ping_pong` runs between two tasks over async-std's
+//! channels (`async-channel`); `sleepers` are tasks waiting on `task::sleep`.
+//!
 //! The server is `async_std::net` with a task per connection; `async-std` computes `fib`
 //! inline in the connection's task, `async-std-offload` on async-std's blocking pool
 //! (`task::spawn_blocking`).
@@ -22,10 +25,11 @@ use std::net::TcpListener;
 use std::num::NonZeroUsize;
 use std::pin::Pin;
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_std::task;
 use workloads::server::{self, FuturesIo, Placement, SERVER_VARIANT, ServeConfig, ServerHandle};
+use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind};
 use workloads::{
     ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
 };
@@ -37,6 +41,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support: support_executor,
     build: build_inline,
     server_model: ServerModel::Concurrent,
+    unit: UnitKind::Task,
 };
 
 /// The `async-std-offload` row of the catalog: the server with every `fib` on the
@@ -47,6 +52,7 @@ pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
     support: support_offload,
     build: build_offload,
     server_model: ServerModel::Concurrent,
+    unit: UnitKind::Task,
 };
 
 fn support_executor(workload: Workload) -> Support {
@@ -54,6 +60,9 @@ fn support_executor(workload: Workload) -> Support {
         Workload::FibBatch
         | Workload::FibSkewed
         | Workload::FibForkJoin
+        | Workload::Spawn
+        | Workload::PingPong
+        | Workload::Sleepers
         | Workload::Throughput
         | Workload::HogLatency => Support::Runs,
     }
@@ -61,9 +70,12 @@ fn support_executor(workload: Workload) -> Support {
 
 fn support_offload(workload: Workload) -> Support {
     match workload {
-        Workload::FibBatch | Workload::FibSkewed | Workload::FibForkJoin => {
-            Support::NotApplicable(SERVER_VARIANT)
-        }
+        Workload::FibBatch
+        | Workload::FibSkewed
+        | Workload::FibForkJoin
+        | Workload::Spawn
+        | Workload::PingPong
+        | Workload::Sleepers => Support::NotApplicable(SERVER_VARIANT),
         Workload::Throughput | Workload::HogLatency => Support::Runs,
     }
 }
@@ -144,6 +156,72 @@ impl Style for AsyncStd {
 
     fn fib_forkjoin(&self, job: ForkJoin) -> Result<u64, StyleError> {
         self.run(spawn_fib(job, job.n))
+    }
+
+    fn spawn(&self, n_units: usize) -> Result<Vec<u64>, StyleError> {
+        self.run(async move {
+            let units: Vec<_> = (0..n_units)
+                .map(|index| task::spawn(async move { tasks::spawn_unit(index) }))
+                .collect();
+            let mut answers = Vec::with_capacity(n_units);
+            for unit in units {
+                answers.push(unit.await);
+            }
+            answers
+        })
+    }
+
+    fn ping_pong(&self, n_messages: u64) -> Result<PingPong, StyleError> {
+        self.run(async move {
+            let (ping_sender, pings) = async_std::channel::bounded::<u64>(1);
+            let (pong_sender, pongs) = async_std::channel::bounded::<u64>(1);
+            let ponger = task::spawn(async move {
+                let mut received = Receiver::default();
+                // Ends when the pinger drops its sender.
+                while let Ok(ping) = pings.recv().await {
+                    received.receive(ping);
+                    if pong_sender.send(ping).await.is_err() {
+                        break;
+                    }
+                }
+                received
+            });
+            let pinger = task::spawn(async move {
+                let mut received = Receiver::default();
+                for message in 0..n_messages {
+                    if ping_sender.send(message).await.is_err() {
+                        break;
+                    }
+                    match pongs.recv().await {
+                        Ok(pong) => received.receive(pong),
+                        Err(_) => break,
+                    }
+                }
+                received
+            });
+            PingPong::from_sides(ponger.await, pinger.await)
+        })
+    }
+
+    fn sleepers(&self, n_units: usize, sleep: Duration) -> Result<Sleepers, StyleError> {
+        self.run(async move {
+            let start = Instant::now();
+            let units: Vec<_> = (0..n_units)
+                .map(|_| {
+                    task::spawn(async move {
+                        let began = Instant::now();
+                        task::sleep(sleep).await;
+                        tasks::slept_full(began, sleep)
+                    })
+                })
+                .collect();
+            let spawned_in = start.elapsed();
+            let mut slept_full = Vec::with_capacity(n_units);
+            for unit in units {
+                slept_full.push(unit.await);
+            }
+            Sleepers::tally(slept_full, spawned_in, start.elapsed())
+        })
     }
 
     fn serve(

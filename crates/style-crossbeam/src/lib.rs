@@ -10,6 +10,10 @@
 //! `std::thread::scope`, the std successor of `crossbeam::scope`; a spawn costs tens of
 //! microseconds against milliseconds of work.
 //!
+//! Tasks use crossbeam's own pieces: every `spawn` and `sleepers` unit is a thread of a
+//! `crossbeam::scope`, sleepers wait on a `crossbeam-channel` timer (`channel::after`),
+//! and `ping_pong` runs over two `crossbeam-channel` channels.
+//!
 //! The server is an acceptor with a thread per connection for reading, and `workers`
 //! compute threads that take `(n, reply)` jobs from one `crossbeam-channel` queue and
 //! answer on a one-slot channel; they live as long as the server.
@@ -23,11 +27,13 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use crossbeam::channel;
 use crossbeam::deque::{Injector, Stealer, Worker};
 use crossbeam::utils::Backoff;
 use workloads::server::{self, Compute, ServeConfig, ServerHandle};
+use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind, UnitLimit};
 use workloads::{
     ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
 };
@@ -39,6 +45,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support,
     build,
     server_model: ServerModel::Concurrent,
+    unit: UnitKind::Thread,
 };
 
 fn support(workload: Workload) -> Support {
@@ -46,6 +53,9 @@ fn support(workload: Workload) -> Support {
         Workload::FibBatch
         | Workload::FibSkewed
         | Workload::FibForkJoin
+        | Workload::Spawn
+        | Workload::PingPong
+        | Workload::Sleepers
         | Workload::Throughput
         | Workload::HogLatency => Support::Runs,
     }
@@ -54,13 +64,16 @@ fn support(workload: Workload) -> Support {
 fn build(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
     Ok(Box::new(Crossbeam {
         workers: config.workers,
+        unit_limit: tasks::unit_limit(UnitKind::Thread),
     }))
 }
 
 /// Spawns `workers` scoped threads per call and feeds them through crossbeam queues.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Crossbeam {
     workers: NonZeroUsize,
+    /// How many threads may run at once on this machine.
+    unit_limit: UnitLimit,
 }
 
 impl Style for Crossbeam {
@@ -120,6 +133,81 @@ impl Style for Crossbeam {
         Ok(sum)
     }
 
+    fn spawn(&self, n_units: usize) -> Result<Vec<u64>, StyleError> {
+        tasks::ensure_within(&self.unit_limit, n_units)?;
+        crossbeam::scope(|scope| {
+            let units = (0..n_units)
+                .map(|index| scope.builder().spawn(move |_| tasks::spawn_unit(index)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StyleError::io("spawning a thread"))?;
+            units
+                .into_iter()
+                .map(|unit| unit.join().map_err(|_| unit_panicked()))
+                .collect()
+        })
+        .map_err(|_| unit_panicked())?
+    }
+
+    fn ping_pong(&self, n_messages: u64) -> Result<PingPong, StyleError> {
+        let (ping_sender, pings) = channel::unbounded::<u64>();
+        let (pong_sender, pongs) = channel::unbounded::<u64>();
+        crossbeam::scope(|scope| {
+            let ponger = scope.spawn(move |_| {
+                let mut received = Receiver::default();
+                // Ends when the pinger drops its sender.
+                for ping in pings {
+                    received.receive(ping);
+                    if pong_sender.send(ping).is_err() {
+                        break;
+                    }
+                }
+                received
+            });
+            let pinger = scope.spawn(move |_| {
+                let mut received = Receiver::default();
+                for message in 0..n_messages {
+                    if ping_sender.send(message).is_err() {
+                        break;
+                    }
+                    match pongs.recv() {
+                        Ok(pong) => received.receive(pong),
+                        Err(channel::RecvError) => break,
+                    }
+                }
+                received
+            });
+            let pings = ponger.join().map_err(|_| unit_panicked())?;
+            let pongs = pinger.join().map_err(|_| unit_panicked())?;
+            Ok(PingPong::from_sides(pings, pongs))
+        })
+        .map_err(|_| unit_panicked())?
+    }
+
+    fn sleepers(&self, n_units: usize, sleep: Duration) -> Result<Sleepers, StyleError> {
+        tasks::ensure_within(&self.unit_limit, n_units)?;
+        let start = Instant::now();
+        crossbeam::scope(|scope| {
+            let units = (0..n_units)
+                .map(|_| {
+                    scope.builder().spawn(move |_| {
+                        let began = Instant::now();
+                        // crossbeam's timer: a channel that delivers once `sleep` has passed.
+                        let _ = channel::after(sleep).recv();
+                        tasks::slept_full(began, sleep)
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(StyleError::io("spawning a thread"))?;
+            let spawned_in = start.elapsed();
+            let slept_full = units
+                .into_iter()
+                .map(|unit| unit.join().map_err(|_| unit_panicked()))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Sleepers::tally(slept_full, spawned_in, start.elapsed()))
+        })
+        .map_err(|_| unit_panicked())?
+    }
+
     fn serve(
         &self,
         listener: TcpListener,
@@ -151,6 +239,10 @@ impl Style for Crossbeam {
         server::spawn_thread_per_connection(listener, config, compute)
             .map_err(StyleError::io("starting the server"))
     }
+}
+
+fn unit_panicked() -> StyleError {
+    StyleError::WorkerFailed("a unit's thread panicked".into())
 }
 
 /// One fork-join worker: runs tasks until every task in the tree has finished, and

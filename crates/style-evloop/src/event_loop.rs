@@ -6,14 +6,15 @@
 //! seed's design (Beazley's loop woken through a socketpair), with epoll in place of
 //! `select` because epoll is what a Linux loop uses.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::sys::{Epoll, Event, EventFd, Interest, Readiness};
 
@@ -74,6 +75,10 @@ pub(crate) struct EventLoop {
     wakeup: Arc<EventFd>,
     inbox: mpsc::Receiver<RemoteCall>,
     ready: VecDeque<Callback>,
+    /// Pending timers, earliest first.
+    timers: BinaryHeap<Reverse<Timer>>,
+    /// Orders timers with equal deadlines by when they were set.
+    timers_set: u64,
     handlers: TokenMap<Handler>,
     next_token: Token,
     /// Reused between turns, so dispatching events does not allocate.
@@ -99,6 +104,20 @@ impl EventLoop {
     /// Queues `callback` to run on a later turn of the loop.
     pub(crate) fn call_soon(&mut self, callback: impl FnOnce(&mut EventLoop) + 'static) {
         self.ready.push_back(Box::new(callback));
+    }
+
+    /// Queues `callback` to run once `delay` has passed (never earlier).
+    pub(crate) fn call_later(
+        &mut self,
+        delay: Duration,
+        callback: impl FnOnce(&mut EventLoop) + 'static,
+    ) {
+        self.timers_set += 1;
+        self.timers.push(Reverse(Timer {
+            deadline: Instant::now() + delay,
+            sequence: self.timers_set,
+            callback: Box::new(callback),
+        }));
     }
 
     /// Makes the loop return after the current turn.
@@ -161,10 +180,12 @@ impl EventLoop {
             if self.stopping {
                 return Ok(());
             }
-            let timeout = if self.ready.is_empty() {
-                None
-            } else {
+            let timeout = if !self.ready.is_empty() {
                 Some(Duration::ZERO)
+            } else {
+                self.timers
+                    .peek()
+                    .map(|Reverse(timer)| timer.deadline.saturating_duration_since(Instant::now()))
             };
             let mut events = std::mem::take(&mut self.events);
             events.clear();
@@ -177,6 +198,17 @@ impl EventLoop {
                 }
             }
             self.events = events;
+            // Expired timers join the ready queue, earliest first.
+            let now = Instant::now();
+            while self
+                .timers
+                .peek()
+                .is_some_and(|Reverse(timer)| timer.deadline <= now)
+            {
+                if let Some(Reverse(timer)) = self.timers.pop() {
+                    self.ready.push_back(timer.callback);
+                }
+            }
             // Drain the inbox every turn: a call sent after the last drain has written
             // to the eventfd too, so it is never missed.
             while let Ok(call) = self.inbox.try_recv() {
@@ -185,6 +217,33 @@ impl EventLoop {
         }
     }
 }
+
+/// A callback due at a deadline; ordered by deadline, then by when it was set.
+struct Timer {
+    deadline: Instant,
+    sequence: u64,
+    callback: Callback,
+}
+
+impl Ord for Timer {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.deadline, self.sequence).cmp(&(other.deadline, other.sequence))
+    }
+}
+
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Timer {}
 
 impl LoopHandle {
     /// Runs `call` on the loop thread, soon. Fails once the loop has stopped.
@@ -221,6 +280,8 @@ impl LoopThread {
                     wakeup: loop_wakeup,
                     inbox,
                     ready: VecDeque::new(),
+                    timers: BinaryHeap::new(),
+                    timers_set: 0,
                     handlers: TokenMap::default(),
                     next_token: WAKEUP_TOKEN,
                     events: Vec::new(),
@@ -331,6 +392,35 @@ mod tests {
         drop(loop_thread);
         // 3 arrived after the handler deregistered itself, and was dropped.
         assert_eq!(message_receiver.iter().collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn timers_fire_in_deadline_order_and_never_early() {
+        let loop_thread = LoopThread::start("test-loop").unwrap();
+        let (sender, receiver) = mpsc::channel();
+        loop_thread
+            .handle()
+            .call(move |event_loop| {
+                let set_at = Instant::now();
+                for millis in [30u64, 10, 20, 10] {
+                    let sender = sender.clone();
+                    event_loop.call_later(Duration::from_millis(millis), move |_| {
+                        sender.send((millis, set_at.elapsed())).unwrap();
+                    });
+                }
+            })
+            .unwrap();
+        let fired: Vec<(u64, Duration)> = receiver.iter().take(4).collect();
+        assert_eq!(
+            fired.iter().map(|(millis, _)| *millis).collect::<Vec<_>>(),
+            [10, 10, 20, 30]
+        );
+        for (millis, elapsed) in fired {
+            assert!(
+                elapsed >= Duration::from_millis(millis),
+                "{millis} ms timer fired after {elapsed:?}"
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,10 @@
 //! one loop thread can do — about the sequential time, whatever the worker count — which
 //! is the lesson of the seed's blocked loop, not a defect of the implementation.
 //!
+//! A `spawn` unit is a callback on the ready queue; `ping_pong` passes each message as a
+//! callback queued by the other side; `sleepers` are callbacks on the loop's timer heap,
+//! which sets the `epoll_wait` timeout.
+//!
 //! The server is Beazley's: one thread, non-blocking sockets, every connection a state
 //! machine driven by readiness. `evloop` computes `fib` on the loop thread, so a long
 //! request stalls every connection; `evloop-offload` sends each `fib` to an elastic pool
@@ -22,11 +26,13 @@ use std::cell::{Cell, RefCell};
 use std::net::TcpListener;
 use std::rc::Rc;
 use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use blocking_pool::BlockingPool;
 
 use event_loop::{EventLoop, LoopThread};
 use workloads::server::{SERVER_VARIANT, ServeConfig, ServerHandle};
+use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind};
 use workloads::{
     ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
 };
@@ -38,6 +44,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support: support_loop,
     build: build_inline,
     server_model: ServerModel::Concurrent,
+    unit: UnitKind::Task,
 };
 
 /// The `evloop-offload` row of the catalog: the loop's server with every `fib` on a
@@ -48,6 +55,7 @@ pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
     support: support_offload,
     build: build_offload,
     server_model: ServerModel::Concurrent,
+    unit: UnitKind::Task,
 };
 
 fn support_loop(workload: Workload) -> Support {
@@ -55,6 +63,9 @@ fn support_loop(workload: Workload) -> Support {
         Workload::FibBatch
         | Workload::FibSkewed
         | Workload::FibForkJoin
+        | Workload::Spawn
+        | Workload::PingPong
+        | Workload::Sleepers
         | Workload::Throughput
         | Workload::HogLatency => Support::Runs,
     }
@@ -62,9 +73,12 @@ fn support_loop(workload: Workload) -> Support {
 
 fn support_offload(workload: Workload) -> Support {
     match workload {
-        Workload::FibBatch | Workload::FibSkewed | Workload::FibForkJoin => {
-            Support::NotApplicable(SERVER_VARIANT)
-        }
+        Workload::FibBatch
+        | Workload::FibSkewed
+        | Workload::FibForkJoin
+        | Workload::Spawn
+        | Workload::PingPong
+        | Workload::Sleepers => Support::NotApplicable(SERVER_VARIANT),
         Workload::Throughput | Workload::HogLatency => Support::Runs,
     }
 }
@@ -119,26 +133,7 @@ impl EvLoop {
 impl Style for EvLoop {
     fn fib_batch(&self, inputs: &[u32]) -> Result<Vec<u64>, StyleError> {
         let inputs = inputs.to_vec();
-        self.run_on_loop(move |event_loop, done| {
-            if inputs.is_empty() {
-                let _ = done.send(Vec::new());
-                return;
-            }
-            // One callback per input, as a loop runs any queue of work.
-            let answers = Rc::new(RefCell::new(vec![0; inputs.len()]));
-            let remaining = Rc::new(Cell::new(inputs.len()));
-            for (index, n) in inputs.into_iter().enumerate() {
-                let (answers, remaining, done) =
-                    (Rc::clone(&answers), Rc::clone(&remaining), done.clone());
-                event_loop.call_soon(move |_| {
-                    answers.borrow_mut()[index] = fib(n);
-                    remaining.set(remaining.get() - 1);
-                    if remaining.get() == 0 {
-                        let _ = done.send(answers.take());
-                    }
-                });
-            }
-        })
+        self.map_callbacks(inputs.len(), move |index| fib(inputs[index]))
     }
 
     fn fib_forkjoin(&self, job: ForkJoin) -> Result<u64, StyleError> {
@@ -150,6 +145,60 @@ impl Style for EvLoop {
                 done,
             });
             event_loop.call_soon(move |event_loop| run_node(event_loop, tree, job.n));
+        })
+    }
+
+    fn spawn(&self, n_units: usize) -> Result<Vec<u64>, StyleError> {
+        self.map_callbacks(n_units, tasks::spawn_unit)
+    }
+
+    fn ping_pong(&self, n_messages: u64) -> Result<PingPong, StyleError> {
+        self.run_on_loop(move |event_loop, done| {
+            if n_messages == 0 {
+                let _ = done.send(PingPong::default());
+                return;
+            }
+            let rally = Rc::new(Rally {
+                n_messages,
+                pings: Cell::default(),
+                pongs: Cell::default(),
+                done,
+            });
+            rally.send_ping(event_loop, 0);
+        })
+    }
+
+    fn sleepers(&self, n_units: usize, sleep: Duration) -> Result<Sleepers, StyleError> {
+        self.run_on_loop(move |event_loop, done| {
+            let start = Instant::now();
+            let slept_full = Rc::new(RefCell::new(Vec::with_capacity(n_units)));
+            let spawned_in = Rc::new(Cell::new(Duration::ZERO));
+            let finish = move |slept_full: Vec<bool>, spawned_in: Duration| {
+                let _ = done.send(Sleepers::tally(slept_full, spawned_in, start.elapsed()));
+            };
+            if n_units == 0 {
+                return finish(Vec::new(), start.elapsed());
+            }
+            let finish = Rc::new(RefCell::new(Some(finish)));
+            for _ in 0..n_units {
+                let began = Instant::now();
+                let (slept_full, spawned_in, finish) = (
+                    Rc::clone(&slept_full),
+                    Rc::clone(&spawned_in),
+                    Rc::clone(&finish),
+                );
+                event_loop.call_later(sleep, move |_| {
+                    slept_full
+                        .borrow_mut()
+                        .push(tasks::slept_full(began, sleep));
+                    if slept_full.borrow().len() == n_units
+                        && let Some(finish) = finish.borrow_mut().take()
+                    {
+                        finish(slept_full.take(), spawned_in.get());
+                    }
+                });
+            }
+            spawned_in.set(start.elapsed());
         })
     }
 
@@ -165,6 +214,75 @@ impl Style for EvLoop {
             self.blocking_pool.clone(),
         )
         .map_err(StyleError::io("starting the event-loop server"))
+    }
+}
+
+impl EvLoop {
+    /// Runs `callback(i)` for every `i` in `0..n` as one loop callback each, as a loop
+    /// runs any queue of work, and returns the answers in order.
+    fn map_callbacks(
+        &self,
+        n: usize,
+        callback: impl Fn(usize) -> u64 + Send + 'static,
+    ) -> Result<Vec<u64>, StyleError> {
+        self.run_on_loop(move |event_loop, done| {
+            if n == 0 {
+                let _ = done.send(Vec::new());
+                return;
+            }
+            let callback = Rc::new(callback);
+            let answers = Rc::new(RefCell::new(vec![0; n]));
+            let remaining = Rc::new(Cell::new(n));
+            for index in 0..n {
+                let (callback, answers, remaining, done) = (
+                    Rc::clone(&callback),
+                    Rc::clone(&answers),
+                    Rc::clone(&remaining),
+                    done.clone(),
+                );
+                event_loop.call_soon(move |_| {
+                    answers.borrow_mut()[index] = callback(index);
+                    remaining.set(remaining.get() - 1);
+                    if remaining.get() == 0 {
+                        let _ = done.send(answers.take());
+                    }
+                });
+            }
+        })
+    }
+}
+
+/// A `ping_pong` exchange on the loop: each message is a callback the other side queued.
+struct Rally {
+    n_messages: u64,
+    pings: Cell<Receiver>,
+    pongs: Cell<Receiver>,
+    done: mpsc::Sender<PingPong>,
+}
+
+impl Rally {
+    fn send_ping(self: Rc<Self>, event_loop: &mut EventLoop, message: u64) {
+        event_loop.call_soon(move |event_loop| {
+            let mut pings = self.pings.get();
+            pings.receive(message);
+            self.pings.set(pings);
+            self.send_pong(event_loop, message);
+        });
+    }
+
+    fn send_pong(self: Rc<Self>, event_loop: &mut EventLoop, message: u64) {
+        event_loop.call_soon(move |event_loop| {
+            let mut pongs = self.pongs.get();
+            pongs.receive(message);
+            self.pongs.set(pongs);
+            if message + 1 < self.n_messages {
+                self.send_ping(event_loop, message + 1);
+            } else {
+                let _ = self
+                    .done
+                    .send(PingPong::from_sides(self.pings.get(), self.pongs.get()));
+            }
+        });
     }
 }
 

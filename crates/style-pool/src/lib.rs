@@ -9,6 +9,11 @@
 //! carries on down its right child; leaves add their value to a shared sum, and the
 //! last one to finish wakes the caller.
 //!
+//! A `spawn` unit is a job. `ping_pong` is a rally of jobs: delivering a message means
+//! queueing a job that receives it and queues the reply, so every message crosses the
+//! pool's queue. `sleepers` does not apply: a fixed pool runs `workers` jobs at a time,
+//! so N sleeping jobs are not N concurrent units.
+//!
 //! The server reads each connection on a thread of its own (std has no other way to
 //! wait on many sockets) and hands every request's `fib` to the pool. A pool sized to
 //! the cores is a queue: long requests that fill it make short ones wait their turn.
@@ -21,9 +26,11 @@ use std::io;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
+use std::time::Duration;
 
 pub use thread_pool::{Spawner, ThreadPool};
 use workloads::server::{self, Compute, ServeConfig, ServerHandle};
+use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind};
 use workloads::{
     ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
 };
@@ -35,15 +42,21 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support,
     build,
     server_model: ServerModel::Concurrent,
+    unit: UnitKind::Task,
 };
+
+const FIXED_POOL_SLEEPERS: &str = "a fixed pool runs `workers` jobs at a time: N sleeping jobs would take turns, not wait together";
 
 fn support(workload: Workload) -> Support {
     match workload {
         Workload::FibBatch
         | Workload::FibSkewed
         | Workload::FibForkJoin
+        | Workload::Spawn
+        | Workload::PingPong
         | Workload::Throughput
         | Workload::HogLatency => Support::Runs,
+        Workload::Sleepers => Support::NotApplicable(FIXED_POOL_SLEEPERS),
     }
 }
 
@@ -60,23 +73,8 @@ pub struct Pool {
 
 impl Style for Pool {
     fn fib_batch(&self, inputs: &[u32]) -> Result<Vec<u64>, StyleError> {
-        let answers: Arc<[AtomicU64]> = inputs.iter().map(|_| AtomicU64::new(0)).collect();
-        let countdown = Arc::new(Countdown::new(inputs.len()));
-        for (index, &n) in inputs.iter().enumerate() {
-            let (answers, countdown) = (Arc::clone(&answers), Arc::clone(&countdown));
-            self.pool.execute(move || {
-                let guard = PanicGuard(&countdown);
-                answers[index].store(fib(n), Ordering::Relaxed);
-                std::mem::forget(guard);
-                countdown.count_down();
-            });
-        }
-        countdown.wait()?;
-        // `wait` synchronised with every job's `count_down`, so every store is visible.
-        Ok(answers
-            .iter()
-            .map(|answer| answer.load(Ordering::Relaxed))
-            .collect())
+        let inputs: Arc<[u32]> = inputs.into();
+        self.map_jobs(inputs.len(), move |index| fib(inputs[index]))
     }
 
     fn fib_forkjoin(&self, job: ForkJoin) -> Result<u64, StyleError> {
@@ -90,6 +88,31 @@ impl Style for Pool {
         self.pool.execute(move || run_node(&spawner, root, job.n));
         tree.pending.wait()?;
         Ok(tree.sum.load(Ordering::Relaxed))
+    }
+
+    fn spawn(&self, n_units: usize) -> Result<Vec<u64>, StyleError> {
+        self.map_jobs(n_units, tasks::spawn_unit)
+    }
+
+    fn ping_pong(&self, n_messages: u64) -> Result<PingPong, StyleError> {
+        let rally = Arc::new(Rally {
+            n_messages,
+            pings: Mutex::default(),
+            pongs: Mutex::default(),
+            done: Countdown::new(usize::from(n_messages > 0)),
+        });
+        if n_messages > 0 {
+            rally.send_ping(&self.pool.spawner(), 0);
+        }
+        rally.done.wait()?;
+        Ok(PingPong::from_sides(
+            *lock(&rally.pings),
+            *lock(&rally.pongs),
+        ))
+    }
+
+    fn sleepers(&self, _n_units: usize, _sleep: Duration) -> Result<Sleepers, StyleError> {
+        Err(StyleError::NotApplicable(FIXED_POOL_SLEEPERS))
     }
 
     fn serve(
@@ -110,6 +133,76 @@ impl Style for Pool {
         server::spawn_thread_per_connection(listener, config, compute)
             .map_err(StyleError::io("starting the server"))
     }
+}
+
+impl Pool {
+    /// Runs `job(i)` for every `i` in `0..n_jobs` as one pool job each, and returns the
+    /// answers in order. Each job stores its answer in place; only the last one to
+    /// finish wakes the caller.
+    fn map_jobs(
+        &self,
+        n_jobs: usize,
+        job: impl Fn(usize) -> u64 + Send + Sync + 'static,
+    ) -> Result<Vec<u64>, StyleError> {
+        let job = Arc::new(job);
+        let answers: Arc<[AtomicU64]> = (0..n_jobs).map(|_| AtomicU64::new(0)).collect();
+        let countdown = Arc::new(Countdown::new(n_jobs));
+        for index in 0..n_jobs {
+            let (job, answers, countdown) = (
+                Arc::clone(&job),
+                Arc::clone(&answers),
+                Arc::clone(&countdown),
+            );
+            self.pool.execute(move || {
+                let guard = PanicGuard(&countdown);
+                answers[index].store(job(index), Ordering::Relaxed);
+                std::mem::forget(guard);
+                countdown.count_down();
+            });
+        }
+        countdown.wait()?;
+        // `wait` synchronised with every job's `count_down`, so every store is visible.
+        Ok(answers
+            .iter()
+            .map(|answer| answer.load(Ordering::Relaxed))
+            .collect())
+    }
+}
+
+/// A `ping_pong` exchange as a chain of pool jobs.
+struct Rally {
+    n_messages: u64,
+    pings: Mutex<Receiver>,
+    pongs: Mutex<Receiver>,
+    done: Countdown,
+}
+
+impl Rally {
+    /// Sends ping `message`: a job that receives it and sends the pong back.
+    fn send_ping(self: &Arc<Self>, spawner: &Spawner, message: u64) {
+        let (rally, next_spawner) = (Arc::clone(self), spawner.clone());
+        spawner.execute(move || {
+            lock(&rally.pings).receive(message);
+            rally.send_pong(&next_spawner, message);
+        });
+    }
+
+    /// Sends pong `message`: a job that receives it and sends the next ping, or ends.
+    fn send_pong(self: &Arc<Self>, spawner: &Spawner, message: u64) {
+        let (rally, next_spawner) = (Arc::clone(self), spawner.clone());
+        spawner.execute(move || {
+            lock(&rally.pongs).receive(message);
+            if message + 1 < rally.n_messages {
+                rally.send_ping(&next_spawner, message + 1);
+            } else {
+                rally.done.count_down();
+            }
+        });
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A countdown latch: the caller waits until the count reaches zero, or until a job

@@ -9,6 +9,11 @@
 //! Fork-join sends whole subtrees (about four per worker) rather than single nodes: a
 //! process per node would cost far more than the node.
 //!
+//! Every `spawn` and `sleepers` unit is a fresh worker process, sent one request (echo
+//! its index, or sleep) on its stdin; at most a few hundred are started at once
+//! ([`workloads::tasks::PROCESS_CAP`]). `ping_pong` exchanges messages with one worker
+//! process over its pipes.
+//!
 //! The server is the seed's: a thread per connection reads requests and sends each
 //! `fib` to the process pool, waiting for the answer. (A prefork server, with workers
 //! sharing one listening socket, would let one idle client hold a whole worker process;
@@ -18,17 +23,23 @@
 
 mod message;
 mod pool;
+mod unit;
 mod worker;
 
 pub use pool::{Pending, ProcessPool, ProcessPoolError};
 use std::io;
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 pub use worker::run_worker;
 
+use message::Request;
+use unit::UnitProcess;
 use workloads::server::{self, Compute, ServeConfig, ServerHandle};
+use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind, UnitLimit};
 use workloads::{
-    ForkJoin, ServerModel, Style, StyleConfig, StyleEntry, StyleError, Support, Workload,
+    ForkJoin, ServerModel, Style, StyleConfig, StyleEntry, StyleError, Support, WorkerCommand,
+    Workload,
 };
 
 /// The `process` row of the catalog.
@@ -38,6 +49,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support,
     build,
     server_model: ServerModel::Concurrent,
+    unit: UnitKind::Process,
 };
 
 fn support(workload: Workload) -> Support {
@@ -45,6 +57,9 @@ fn support(workload: Workload) -> Support {
         Workload::FibBatch
         | Workload::FibSkewed
         | Workload::FibForkJoin
+        | Workload::Spawn
+        | Workload::PingPong
+        | Workload::Sleepers
         | Workload::Throughput
         | Workload::HogLatency => Support::Runs,
     }
@@ -60,6 +75,10 @@ pub struct Processes {
     /// Shared with the server's connection threads; shut down explicitly on drop.
     pool: Arc<ProcessPool>,
     workers: usize,
+    /// Starts the unit processes of `spawn`, `ping_pong` and `sleepers`.
+    command: WorkerCommand,
+    /// How many unit processes may run at once on this machine.
+    unit_limit: UnitLimit,
 }
 
 impl Processes {
@@ -74,6 +93,8 @@ impl Processes {
         Ok(Self {
             pool: Arc::new(pool),
             workers: config.workers.get(),
+            command: command.clone(),
+            unit_limit: tasks::unit_limit(UnitKind::Process),
         })
     }
 
@@ -111,6 +132,59 @@ impl Style for Processes {
             sum += leaf.wait().map_err(worker_failed)?.iter().sum::<u64>();
         }
         Ok(sum)
+    }
+
+    fn spawn(&self, n_units: usize) -> Result<Vec<u64>, StyleError> {
+        tasks::ensure_within(&self.unit_limit, n_units)?;
+        let units = (0..n_units)
+            .map(|index| {
+                UnitProcess::start_with(
+                    &self.command,
+                    &Request::Echo(vec![tasks::spawn_unit(index)]),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StyleError::io("starting a unit process"))?;
+        units
+            .into_iter()
+            .map(|unit| unit.finish().map_err(StyleError::io("a unit process")))
+            .collect()
+    }
+
+    fn ping_pong(&self, n_messages: u64) -> Result<PingPong, StyleError> {
+        // This thread pings; the worker process pongs by echoing each message back.
+        let mut ponger =
+            UnitProcess::start(&self.command).map_err(StyleError::io("starting the ponger"))?;
+        let mut pongs = Receiver::default();
+        for message in 0..n_messages {
+            ponger
+                .send(&Request::Echo(vec![message]))
+                .map_err(StyleError::io("sending a ping"))?;
+            pongs.receive(
+                ponger
+                    .receive()
+                    .map_err(StyleError::io("receiving a pong"))?,
+            );
+        }
+        // An echoing worker receives exactly what it answers: its pings are our pongs.
+        Ok(PingPong::from_sides(pongs, pongs))
+    }
+
+    fn sleepers(&self, n_units: usize, sleep: Duration) -> Result<Sleepers, StyleError> {
+        tasks::ensure_within(&self.unit_limit, n_units)?;
+        let start = Instant::now();
+        let micros = u64::try_from(sleep.as_micros()).unwrap_or(u64::MAX);
+        let units = (0..n_units)
+            .map(|_| UnitProcess::start_with(&self.command, &Request::Sleep(micros)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StyleError::io("starting a unit process"))?;
+        let spawned_in = start.elapsed();
+        let slept = units
+            .into_iter()
+            .map(|unit| unit.finish().map(|slept| slept >= micros))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(StyleError::io("a sleeping unit process"))?;
+        Ok(Sleepers::tally(slept, spawned_in, start.elapsed()))
     }
 
     fn serve(

@@ -1,4 +1,4 @@
-//! The messages between the pool and its worker processes, framed over pipes.
+//! The messages between the parent and its worker processes, framed over pipes.
 //!
 //! Every frame is a tag byte, a little-endian `u32` item count, then the items. Counts
 //! are bounded so that a corrupt frame is reported as an error, not an allocation of
@@ -12,18 +12,24 @@ pub(crate) const MAX_ITEMS: u32 = 1 << 20;
 const TAG_FIB: u8 = 1;
 const TAG_ANSWERS: u8 = 2;
 const TAG_ERROR: u8 = 3;
+const TAG_ECHO: u8 = 4;
+const TAG_SLEEP: u8 = 5;
 
-/// What the pool asks a worker to do.
+/// What the parent asks a worker to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Request {
     /// Compute `fib(n)` for each `n`.
     Fib(Vec<u32>),
+    /// Answer these values back.
+    Echo(Vec<u64>),
+    /// Sleep this many microseconds, then answer how many passed.
+    Sleep(u64),
 }
 
 /// What a worker answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Response {
-    /// One value per requested item, in order.
+    /// Values, in order: one per requested item.
     Answers(Vec<u64>),
     /// The worker could not serve the request.
     Error(String),
@@ -38,6 +44,16 @@ impl Request {
                     writer.write_all(&n.to_le_bytes())?;
                 }
             }
+            Self::Echo(values) => {
+                write_header(writer, TAG_ECHO, values.len())?;
+                for value in values {
+                    writer.write_all(&value.to_le_bytes())?;
+                }
+            }
+            Self::Sleep(micros) => {
+                write_header(writer, TAG_SLEEP, 1)?;
+                writer.write_all(&micros.to_le_bytes())?;
+            }
         }
         writer.flush()
     }
@@ -47,14 +63,16 @@ impl Request {
         let Some((tag, count)) = read_header(reader)? else {
             return Ok(None);
         };
-        match tag {
-            TAG_FIB => Ok(Some(Self::Fib(read_items(
-                reader,
-                count,
-                u32::from_le_bytes,
-            )?))),
-            other => Err(invalid(format!("unknown request tag {other}"))),
-        }
+        let request = match tag {
+            TAG_FIB => Self::Fib(read_items(reader, count, u32::from_le_bytes)?),
+            TAG_ECHO => Self::Echo(read_items(reader, count, u64::from_le_bytes)?),
+            TAG_SLEEP => match read_items(reader, count, u64::from_le_bytes)?.as_slice() {
+                [micros] => Self::Sleep(*micros),
+                _ => return Err(invalid("a sleep request carries one duration".into())),
+            },
+            other => return Err(invalid(format!("unknown request tag {other}"))),
+        };
+        Ok(Some(request))
     }
 }
 
@@ -77,7 +95,7 @@ impl Response {
 
     pub(crate) fn read_from(reader: &mut impl Read) -> io::Result<Self> {
         let (tag, count) = read_header(reader)?.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::UnexpectedEof, "worker closed its output")
+            io::Error::new(io::ErrorKind::UnexpectedEof, "the worker closed its output")
         })?;
         match tag {
             TAG_ANSWERS => Ok(Self::Answers(read_items(
@@ -90,6 +108,17 @@ impl Response {
                 Ok(Self::Error(String::from_utf8_lossy(&bytes).into_owned()))
             }
             other => Err(invalid(format!("unknown response tag {other}"))),
+        }
+    }
+
+    /// The single value of a one-item answer, or why there is none.
+    pub(crate) fn into_single(self) -> io::Result<u64> {
+        match self {
+            Self::Answers(values) if values.len() == 1 => Ok(values[0]),
+            Self::Answers(values) => {
+                Err(invalid(format!("one value expected, got {}", values.len())))
+            }
+            Self::Error(message) => Err(io::Error::other(message)),
         }
     }
 }
@@ -152,18 +181,20 @@ mod tests {
 
     #[test]
     fn frames_round_trip() {
+        let requests = [
+            Request::Fib(vec![1, 2, 30]),
+            Request::Fib(vec![]),
+            Request::Echo(vec![7, u64::MAX]),
+            Request::Sleep(1500),
+        ];
         let mut wire = Vec::new();
-        Request::Fib(vec![1, 2, 30]).write_to(&mut wire).unwrap();
-        Request::Fib(vec![]).write_to(&mut wire).unwrap();
+        for request in &requests {
+            request.write_to(&mut wire).unwrap();
+        }
         let mut reader = wire.as_slice();
-        assert_eq!(
-            Request::read_from(&mut reader).unwrap(),
-            Some(Request::Fib(vec![1, 2, 30]))
-        );
-        assert_eq!(
-            Request::read_from(&mut reader).unwrap(),
-            Some(Request::Fib(vec![]))
-        );
+        for request in requests {
+            assert_eq!(Request::read_from(&mut reader).unwrap(), Some(request));
+        }
         assert_eq!(Request::read_from(&mut reader).unwrap(), None);
 
         for response in [
@@ -188,7 +219,16 @@ mod tests {
         );
         // A frame cut short.
         assert!(Request::read_from(&mut [TAG_FIB, 2, 0, 0, 0, 1, 0].as_slice()).is_err());
+        // A sleep without its duration.
+        assert!(Request::read_from(&mut [TAG_SLEEP, 0, 0, 0, 0].as_slice()).is_err());
         // A response that never came.
         assert!(Response::read_from(&mut [].as_slice()).is_err());
+    }
+
+    #[test]
+    fn single_answers_are_unwrapped() {
+        assert_eq!(Response::Answers(vec![5]).into_single().unwrap(), 5);
+        assert!(Response::Answers(vec![5, 6]).into_single().is_err());
+        assert!(Response::Error("no".into()).into_single().is_err());
     }
 }

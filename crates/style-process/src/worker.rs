@@ -1,6 +1,7 @@
 //! The worker side: the loop a worker process runs on its stdin and stdout.
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::time::{Duration, Instant};
 
 use workloads::{MAX_REFERENCE_N, fib};
 
@@ -8,11 +9,11 @@ use crate::message::{Request, Response};
 
 /// Serves requests from `input` and writes responses to `output` until `input` ends.
 ///
-/// This is the whole life of a worker process: the pool writes a request, the worker
-/// computes and answers, and when the pool closes the pipe (or its process dies) the
-/// worker sees end of input and returns, so a worker never outlives its pool. Programs
-/// that serve as worker processes (see [`workloads::WorkerCommand`]) call this with
-/// their stdin and stdout.
+/// This is the whole life of a worker process: the parent writes a request, the worker
+/// computes and answers, and when the parent closes the pipe (or its process dies) the
+/// worker sees end of input and returns, so a worker never outlives its parent.
+/// Programs that serve as worker processes (see [`workloads::WorkerCommand`]) call this
+/// with their stdin and stdout.
 pub fn run_worker(input: impl Read, output: impl Write) -> io::Result<()> {
     let mut input = BufReader::new(input);
     let mut output = BufWriter::new(output);
@@ -22,6 +23,13 @@ pub fn run_worker(input: impl Read, output: impl Write) -> io::Result<()> {
                 Some(n) => Response::Error(format!("fib({n}) overflows u64")),
                 None => Response::Answers(inputs.iter().map(|&n| fib(n)).collect()),
             },
+            Request::Echo(values) => Response::Answers(values),
+            Request::Sleep(micros) => {
+                let began = Instant::now();
+                std::thread::sleep(Duration::from_micros(micros));
+                let slept = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+                Response::Answers(vec![slept])
+            }
         };
         response.write_to(&mut output)?;
     }
@@ -35,19 +43,22 @@ mod tests {
     #[test]
     fn answers_each_request_until_end_of_input() {
         let mut input = Vec::new();
-        Request::Fib(vec![10, 20]).write_to(&mut input).unwrap();
-        Request::Fib(vec![99]).write_to(&mut input).unwrap();
+        for request in [
+            Request::Fib(vec![10, 20]),
+            Request::Fib(vec![99]),
+            Request::Echo(vec![3, 4]),
+            Request::Sleep(1000),
+        ] {
+            request.write_to(&mut input).unwrap();
+        }
         let mut output = Vec::new();
         run_worker(input.as_slice(), &mut output).unwrap();
         let mut output = output.as_slice();
-        assert_eq!(
-            Response::read_from(&mut output).unwrap(),
-            Response::Answers(vec![55, 6765])
-        );
-        assert_eq!(
-            Response::read_from(&mut output).unwrap(),
-            Response::Error("fib(99) overflows u64".into())
-        );
+        let mut next = || Response::read_from(&mut output).unwrap();
+        assert_eq!(next(), Response::Answers(vec![55, 6765]));
+        assert_eq!(next(), Response::Error("fib(99) overflows u64".into()));
+        assert_eq!(next(), Response::Answers(vec![3, 4]));
+        assert!(next().into_single().unwrap() >= 1000);
         assert!(output.is_empty());
     }
 }

@@ -4,6 +4,10 @@
 //! The pool is a private [`rayon::ThreadPool`], never the global one, so its size is
 //! exactly the configured worker count whatever else in the process uses rayon.
 //!
+//! A `spawn` unit is a `rayon::Scope::spawn` job. rayon has no channels and no timers:
+//! its jobs are meant to run to completion, not to wait on one another, so `ping_pong`
+//! and `sleepers` do not apply.
+//!
 //! rayon does no I/O, so its server reads each connection on a thread of its own and
 //! runs every request's `fib` on the pool with `install`, which blocks the connection
 //! thread until a pool worker has run it.
@@ -12,9 +16,12 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use rayon::prelude::*;
 use workloads::server::{self, Compute, ServeConfig, ServerHandle};
+use workloads::tasks::{self, PingPong, Sleepers, UnitKind};
 use workloads::{
     ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload,
 };
@@ -26,15 +33,24 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support,
     build,
     server_model: ServerModel::Concurrent,
+    unit: UnitKind::Task,
 };
+
+const NO_CHANNELS: &str =
+    "rayon has no channels: its jobs run to completion, and one blocked on another holds a worker";
+const NO_TIMERS: &str =
+    "rayon has no timers: a sleeping job holds a worker, so N sleepers would take turns";
 
 fn support(workload: Workload) -> Support {
     match workload {
         Workload::FibBatch
         | Workload::FibSkewed
         | Workload::FibForkJoin
+        | Workload::Spawn
         | Workload::Throughput
         | Workload::HogLatency => Support::Runs,
+        Workload::PingPong => Support::NotApplicable(NO_CHANNELS),
+        Workload::Sleepers => Support::NotApplicable(NO_TIMERS),
     }
 }
 
@@ -68,6 +84,25 @@ impl Style for Rayon {
 
     fn fib_forkjoin(&self, job: ForkJoin) -> Result<u64, StyleError> {
         Ok(self.pool.install(|| join_fib(job, job.n)))
+    }
+
+    fn spawn(&self, n_units: usize) -> Result<Vec<u64>, StyleError> {
+        let answers: Vec<AtomicU64> = (0..n_units).map(|_| AtomicU64::new(0)).collect();
+        // `scope` returns once every job spawned in it has finished.
+        self.pool.scope(|scope| {
+            for (index, answer) in answers.iter().enumerate() {
+                scope.spawn(move |_| answer.store(tasks::spawn_unit(index), Ordering::Relaxed));
+            }
+        });
+        Ok(answers.into_iter().map(AtomicU64::into_inner).collect())
+    }
+
+    fn ping_pong(&self, _n_messages: u64) -> Result<PingPong, StyleError> {
+        Err(StyleError::NotApplicable(NO_CHANNELS))
+    }
+
+    fn sleepers(&self, _n_units: usize, _sleep: Duration) -> Result<Sleepers, StyleError> {
+        Err(StyleError::NotApplicable(NO_TIMERS))
     }
 
     fn serve(

@@ -1,15 +1,22 @@
 //! The sequential baseline: every workload runs on the calling thread, one step after
 //! another. Every other style's time is reported as a ratio to this one.
 //!
+//! A `spawn` unit is a plain function call: the cost every other style's unit is
+//! measured against. Messaging and sleeping need a second unit that runs while the first
+//! waits, which one thread does not have.
+//!
 //! Its server is iterative: one thread accepts a connection and serves it until the
 //! client leaves, then accepts the next. A second client waits for the first, so an
 //! idle client blocks everyone; that is the baseline's lesson, not an oversight.
 
 #![forbid(unsafe_code)]
 
+use std::hint::black_box;
 use std::net::TcpListener;
+use std::time::Duration;
 
 use workloads::server::{self, ServeConfig, ServerHandle};
+use workloads::tasks::{self, PingPong, Sleepers, UnitKind};
 use workloads::{
     ForkJoin, ServerModel, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
 };
@@ -21,15 +28,22 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support,
     build,
     server_model: ServerModel::Iterative,
+    unit: UnitKind::Call,
 };
+
+const NO_SECOND_UNIT: &str = "one thread has no second unit to exchange messages with";
+const SLEEPS_IN_TURN: &str = "one thread would sleep N times in turn, not N units at once";
 
 fn support(workload: Workload) -> Support {
     match workload {
         Workload::FibBatch
         | Workload::FibSkewed
         | Workload::FibForkJoin
+        | Workload::Spawn
         | Workload::Throughput
         | Workload::HogLatency => Support::Runs,
+        Workload::PingPong => Support::NotApplicable(NO_SECOND_UNIT),
+        Workload::Sleepers => Support::NotApplicable(SLEEPS_IN_TURN),
     }
 }
 
@@ -50,6 +64,21 @@ impl Style for Sequential {
         // The baseline is the plain recursion, with no task tree at all: the parallel
         // styles' ratios then include what their splitting costs.
         Ok(fib(job.n))
+    }
+
+    fn spawn(&self, n_units: usize) -> Result<Vec<u64>, StyleError> {
+        // `black_box` keeps each call a call, rather than a loop the compiler rewrites.
+        Ok((0..n_units)
+            .map(|index| black_box(tasks::spawn_unit(black_box(index))))
+            .collect())
+    }
+
+    fn ping_pong(&self, _n_messages: u64) -> Result<PingPong, StyleError> {
+        Err(StyleError::NotApplicable(NO_SECOND_UNIT))
+    }
+
+    fn sleepers(&self, _n_units: usize, _sleep: Duration) -> Result<Sleepers, StyleError> {
+        Err(StyleError::NotApplicable(SLEEPS_IN_TURN))
     }
 
     fn serve(

@@ -5,6 +5,9 @@
 //! way smol's documentation shows: each thread blocks on `executor.run(shutdown)`.
 //! Work is spawned onto the executor and the caller only waits for its task.
 //!
+//! A `spawn` unit is a task; `ping_pong` runs between two tasks over `smol::channel`;
+//! `sleepers` are tasks waiting on `smol::Timer`.
+//!
 //! The server is `smol::net` with a task per connection; `smol` computes `fib` inline in
 //! the connection's task, `smol-offload` on the `blocking` crate's thread pool through
 //! `smol::unblock`, smol's own answer to blocking work.
@@ -17,11 +20,12 @@ use std::net::TcpListener;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smol::Executor;
 use smol::channel::{self, Sender};
 use workloads::server::{self, FuturesIo, Placement, SERVER_VARIANT, ServeConfig, ServerHandle};
+use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind};
 use workloads::{
     ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
 };
@@ -33,6 +37,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support: support_executor,
     build: build_inline,
     server_model: ServerModel::Concurrent,
+    unit: UnitKind::Task,
 };
 
 /// The `smol-offload` row of the catalog: the server with every `fib` on smol's
@@ -43,6 +48,7 @@ pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
     support: support_offload,
     build: build_offload,
     server_model: ServerModel::Concurrent,
+    unit: UnitKind::Task,
 };
 
 fn support_executor(workload: Workload) -> Support {
@@ -50,6 +56,9 @@ fn support_executor(workload: Workload) -> Support {
         Workload::FibBatch
         | Workload::FibSkewed
         | Workload::FibForkJoin
+        | Workload::Spawn
+        | Workload::PingPong
+        | Workload::Sleepers
         | Workload::Throughput
         | Workload::HogLatency => Support::Runs,
     }
@@ -57,9 +66,12 @@ fn support_executor(workload: Workload) -> Support {
 
 fn support_offload(workload: Workload) -> Support {
     match workload {
-        Workload::FibBatch | Workload::FibSkewed | Workload::FibForkJoin => {
-            Support::NotApplicable(SERVER_VARIANT)
-        }
+        Workload::FibBatch
+        | Workload::FibSkewed
+        | Workload::FibForkJoin
+        | Workload::Spawn
+        | Workload::PingPong
+        | Workload::Sleepers => Support::NotApplicable(SERVER_VARIANT),
         Workload::Throughput | Workload::HogLatency => Support::Runs,
     }
 }
@@ -138,6 +150,75 @@ impl Style for Smol {
 
     fn fib_forkjoin(&self, job: ForkJoin) -> Result<u64, StyleError> {
         self.run(spawn_fib(Arc::clone(&self.executor), job, job.n))
+    }
+
+    fn spawn(&self, n_units: usize) -> Result<Vec<u64>, StyleError> {
+        let executor = Arc::clone(&self.executor);
+        self.run(async move {
+            let units: Vec<_> = (0..n_units)
+                .map(|index| executor.spawn(async move { tasks::spawn_unit(index) }))
+                .collect();
+            let mut answers = Vec::with_capacity(n_units);
+            for unit in units {
+                answers.push(unit.await);
+            }
+            answers
+        })
+    }
+
+    fn ping_pong(&self, n_messages: u64) -> Result<PingPong, StyleError> {
+        let executor = Arc::clone(&self.executor);
+        self.run(async move {
+            let (ping_sender, pings) = smol::channel::bounded::<u64>(1);
+            let (pong_sender, pongs) = smol::channel::bounded::<u64>(1);
+            let ponger = executor.spawn(async move {
+                let mut received = Receiver::default();
+                // Ends when the pinger drops its sender.
+                while let Ok(ping) = pings.recv().await {
+                    received.receive(ping);
+                    if pong_sender.send(ping).await.is_err() {
+                        break;
+                    }
+                }
+                received
+            });
+            let pinger = executor.spawn(async move {
+                let mut received = Receiver::default();
+                for message in 0..n_messages {
+                    if ping_sender.send(message).await.is_err() {
+                        break;
+                    }
+                    match pongs.recv().await {
+                        Ok(pong) => received.receive(pong),
+                        Err(_) => break,
+                    }
+                }
+                received
+            });
+            PingPong::from_sides(ponger.await, pinger.await)
+        })
+    }
+
+    fn sleepers(&self, n_units: usize, sleep: Duration) -> Result<Sleepers, StyleError> {
+        let executor = Arc::clone(&self.executor);
+        self.run(async move {
+            let start = Instant::now();
+            let units: Vec<_> = (0..n_units)
+                .map(|_| {
+                    executor.spawn(async move {
+                        let began = Instant::now();
+                        smol::Timer::after(sleep).await;
+                        tasks::slept_full(began, sleep)
+                    })
+                })
+                .collect();
+            let spawned_in = start.elapsed();
+            let mut slept_full = Vec::with_capacity(n_units);
+            for unit in units {
+                slept_full.push(unit.await);
+            }
+            Sleepers::tally(slept_full, spawned_in, start.elapsed())
+        })
     }
 
     fn serve(

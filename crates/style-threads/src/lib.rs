@@ -6,6 +6,9 @@
 //! worker) and recurses sequentially below it, because a thread per task would cost far
 //! more than the task.
 //!
+//! Every `spawn` and `sleepers` unit is a thread of its own (`thread::sleep` is its
+//! timer); `ping_pong` runs between two threads over `std::sync::mpsc` channels.
+//!
 //! The server is thread-per-connection, computing inline: the operating system's
 //! scheduler time-slices a long request against the others.
 
@@ -13,9 +16,12 @@
 
 use std::net::TcpListener;
 use std::num::NonZeroUsize;
-use std::thread;
+use std::sync::mpsc;
+use std::thread::{self, Scope, ScopedJoinHandle};
+use std::time::{Duration, Instant};
 
 use workloads::server::{self, ServeConfig, ServerHandle};
+use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind, UnitLimit};
 use workloads::{
     ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
 };
@@ -27,6 +33,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support,
     build,
     server_model: ServerModel::Concurrent,
+    unit: UnitKind::Thread,
 };
 
 fn support(workload: Workload) -> Support {
@@ -34,6 +41,9 @@ fn support(workload: Workload) -> Support {
         Workload::FibBatch
         | Workload::FibSkewed
         | Workload::FibForkJoin
+        | Workload::Spawn
+        | Workload::PingPong
+        | Workload::Sleepers
         | Workload::Throughput
         | Workload::HogLatency => Support::Runs,
     }
@@ -42,14 +52,17 @@ fn support(workload: Workload) -> Support {
 fn build(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
     Ok(Box::new(Threads {
         workers: config.workers,
+        unit_limit: tasks::unit_limit(UnitKind::Thread),
     }))
 }
 
 /// Spawns scoped threads on every call: `workers` threads for a batch, about
-/// `4 × workers` for fork-join. Nothing is kept between calls.
-#[derive(Debug, Clone, Copy)]
+/// `4 × workers` for fork-join, one per unit for tasks. Nothing is kept between calls.
+#[derive(Debug, Clone)]
 pub struct Threads {
     workers: NonZeroUsize,
+    /// How many threads may run at once on this machine.
+    unit_limit: UnitLimit,
 }
 
 impl Style for Threads {
@@ -75,6 +88,64 @@ impl Style for Threads {
         Ok(split_on_threads(job, job.n, spawn_depth))
     }
 
+    fn spawn(&self, n_units: usize) -> Result<Vec<u64>, StyleError> {
+        tasks::ensure_within(&self.unit_limit, n_units)?;
+        thread::scope(|scope| {
+            let units = spawn_units(scope, n_units, tasks::spawn_unit)?;
+            units.into_iter().map(join_unit).collect()
+        })
+    }
+
+    fn ping_pong(&self, n_messages: u64) -> Result<PingPong, StyleError> {
+        let (ping_sender, pings) = mpsc::channel::<u64>();
+        let (pong_sender, pongs) = mpsc::channel::<u64>();
+        thread::scope(|scope| {
+            let ponger = scope.spawn(move || {
+                let mut received = Receiver::default();
+                // Ends when the pinger drops its sender.
+                for ping in pings {
+                    received.receive(ping);
+                    if pong_sender.send(ping).is_err() {
+                        break;
+                    }
+                }
+                received
+            });
+            let pinger = scope.spawn(move || {
+                let mut received = Receiver::default();
+                for message in 0..n_messages {
+                    if ping_sender.send(message).is_err() {
+                        break;
+                    }
+                    match pongs.recv() {
+                        Ok(pong) => received.receive(pong),
+                        Err(mpsc::RecvError) => break,
+                    }
+                }
+                received
+            });
+            Ok(PingPong::from_sides(join_unit(ponger)?, join_unit(pinger)?))
+        })
+    }
+
+    fn sleepers(&self, n_units: usize, sleep: Duration) -> Result<Sleepers, StyleError> {
+        tasks::ensure_within(&self.unit_limit, n_units)?;
+        let start = Instant::now();
+        thread::scope(|scope| {
+            let units = spawn_units(scope, n_units, |_| {
+                let began = Instant::now();
+                thread::sleep(sleep);
+                tasks::slept_full(began, sleep)
+            })?;
+            let spawned_in = start.elapsed();
+            let slept_full = units
+                .into_iter()
+                .map(join_unit)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Sleepers::tally(slept_full, spawned_in, start.elapsed()))
+        })
+    }
+
     fn serve(
         &self,
         listener: TcpListener,
@@ -83,6 +154,27 @@ impl Style for Threads {
         server::spawn_thread_per_connection(listener, config, server::inline_compute())
             .map_err(StyleError::io("starting the server"))
     }
+}
+
+/// Spawns `n_units` scoped threads, thread `i` running `unit(i)`. On failure the threads
+/// already spawned are still joined, by the scope.
+fn spawn_units<'scope, T: Send + 'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    n_units: usize,
+    unit: impl Fn(usize) -> T + Send + Copy + 'scope,
+) -> Result<Vec<ScopedJoinHandle<'scope, T>>, StyleError> {
+    (0..n_units)
+        .map(|index| {
+            thread::Builder::new()
+                .spawn_scoped(scope, move || unit(index))
+                .map_err(StyleError::io("spawning a thread"))
+        })
+        .collect()
+}
+
+fn join_unit<T>(unit: ScopedJoinHandle<'_, T>) -> Result<T, StyleError> {
+    unit.join()
+        .map_err(|_| StyleError::WorkerFailed("a unit's thread panicked".into()))
 }
 
 /// Splits `n` with one new thread per split until `depth` reaches zero, then finishes

@@ -10,6 +10,9 @@
 //! Batches spawn one task per input and let tokio's work-stealing scheduler balance
 //! them; fork-join spawns the left child of every split and awaits the right one inline.
 //!
+//! A `spawn` unit is a task; `ping_pong` runs between two tasks over `tokio::sync::mpsc`
+//! channels; `sleepers` are tasks waiting on `tokio::time::sleep`.
+//!
 //! The server is `tokio::net` with a task per connection. `tokio` and `tokio-current`
 //! compute `fib` inline, in the connection's task, on purpose: a long request holds its
 //! worker thread. `tokio-offload` sends every `fib` to tokio's blocking pool with
@@ -23,13 +26,14 @@ use std::net::TcpListener;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::{Builder, Runtime};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use workloads::server::{self, AsyncStream, Placement, SERVER_VARIANT, ServeConfig, ServerHandle};
+use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind};
 use workloads::{
     ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
 };
@@ -41,6 +45,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support: support_runtime,
     build: build_multi_thread,
     server_model: ServerModel::Concurrent,
+    unit: UnitKind::Task,
 };
 
 /// The `tokio-current` row of the catalog: the current-thread runtime.
@@ -50,6 +55,7 @@ pub const ENTRY_CURRENT: StyleEntry = StyleEntry {
     support: support_runtime,
     build: build_current_thread,
     server_model: ServerModel::Concurrent,
+    unit: UnitKind::Task,
 };
 
 /// The `tokio-offload` row of the catalog: the multi-thread runtime's server with every
@@ -60,6 +66,7 @@ pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
     support: support_offload,
     build: build_offload,
     server_model: ServerModel::Concurrent,
+    unit: UnitKind::Task,
 };
 
 fn support_runtime(workload: Workload) -> Support {
@@ -67,6 +74,9 @@ fn support_runtime(workload: Workload) -> Support {
         Workload::FibBatch
         | Workload::FibSkewed
         | Workload::FibForkJoin
+        | Workload::Spawn
+        | Workload::PingPong
+        | Workload::Sleepers
         | Workload::Throughput
         | Workload::HogLatency => Support::Runs,
     }
@@ -74,9 +84,12 @@ fn support_runtime(workload: Workload) -> Support {
 
 fn support_offload(workload: Workload) -> Support {
     match workload {
-        Workload::FibBatch | Workload::FibSkewed | Workload::FibForkJoin => {
-            Support::NotApplicable(SERVER_VARIANT)
-        }
+        Workload::FibBatch
+        | Workload::FibSkewed
+        | Workload::FibForkJoin
+        | Workload::Spawn
+        | Workload::PingPong
+        | Workload::Sleepers => Support::NotApplicable(SERVER_VARIANT),
         Workload::Throughput | Workload::HogLatency => Support::Runs,
     }
 }
@@ -174,6 +187,74 @@ impl Style for Tokio {
 
     fn fib_forkjoin(&self, job: ForkJoin) -> Result<u64, StyleError> {
         self.run(spawn_fib(job, job.n))
+    }
+
+    fn spawn(&self, n_units: usize) -> Result<Vec<u64>, StyleError> {
+        self.run(async move {
+            let units: Vec<JoinHandle<u64>> = (0..n_units)
+                .map(|index| tokio::spawn(async move { tasks::spawn_unit(index) }))
+                .collect();
+            let mut answers = Vec::with_capacity(n_units);
+            for unit in units {
+                answers.push(unit.await.map_err(join_failed)?);
+            }
+            Ok(answers)
+        })
+    }
+
+    fn ping_pong(&self, n_messages: u64) -> Result<PingPong, StyleError> {
+        self.run(async move {
+            let (ping_sender, mut pings) = mpsc::channel::<u64>(1);
+            let (pong_sender, mut pongs) = mpsc::channel::<u64>(1);
+            let ponger = tokio::spawn(async move {
+                let mut received = Receiver::default();
+                // Ends when the pinger drops its sender.
+                while let Some(ping) = pings.recv().await {
+                    received.receive(ping);
+                    if pong_sender.send(ping).await.is_err() {
+                        break;
+                    }
+                }
+                received
+            });
+            let pinger = tokio::spawn(async move {
+                let mut received = Receiver::default();
+                for message in 0..n_messages {
+                    if ping_sender.send(message).await.is_err() {
+                        break;
+                    }
+                    match pongs.recv().await {
+                        Some(pong) => received.receive(pong),
+                        None => break,
+                    }
+                }
+                received
+            });
+            let pings = ponger.await.map_err(join_failed)?;
+            let pongs = pinger.await.map_err(join_failed)?;
+            Ok(PingPong::from_sides(pings, pongs))
+        })
+    }
+
+    fn sleepers(&self, n_units: usize, sleep: Duration) -> Result<Sleepers, StyleError> {
+        self.run(async move {
+            let start = Instant::now();
+            let units: Vec<JoinHandle<bool>> = (0..n_units)
+                .map(|_| {
+                    tokio::spawn(async move {
+                        let began = Instant::now();
+                        tokio::time::sleep(sleep).await;
+                        tasks::slept_full(began, sleep)
+                    })
+                })
+                .collect();
+            let spawned_in = start.elapsed();
+            let mut slept_full = Vec::with_capacity(n_units);
+            for unit in units {
+                slept_full.push(unit.await.map_err(join_failed)?);
+            }
+            Ok(Sleepers::tally(slept_full, spawned_in, start.elapsed()))
+        })
     }
 
     fn serve(

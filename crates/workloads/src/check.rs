@@ -25,6 +25,40 @@ pub enum WrongAnswer {
         /// The style's answer.
         got: u64,
     },
+    /// A spawned unit returned something other than its own index.
+    #[error("unit #{index} returned {got}, expected {expected}")]
+    Unit {
+        /// The unit's index.
+        index: usize,
+        /// What it should have returned.
+        expected: u64,
+        /// What it returned.
+        got: u64,
+    },
+    /// A ping-pong run lost, duplicated or reordered messages.
+    #[error(
+        "{expected} round trips expected: {pings} pings and {pongs} pongs arrived, {out_of_order} out of order"
+    )]
+    Messages {
+        /// Round trips asked for.
+        expected: u64,
+        /// Pings received.
+        pings: u64,
+        /// Pongs received.
+        pongs: u64,
+        /// Messages with an unexpected value.
+        out_of_order: u64,
+    },
+    /// A sleepers run lost units or woke some early.
+    #[error("{expected} sleepers expected: {woke} woke, {early} of them early")]
+    Sleepers {
+        /// Units asked for.
+        expected: usize,
+        /// Units that woke.
+        woke: usize,
+        /// Units that woke before their timer ran out.
+        early: usize,
+    },
     /// An input has no reference answer (its Fibonacci number overflows `u64`).
     #[error("input #{index}: fib({n}) has no u64 reference answer")]
     NoReference {

@@ -10,6 +10,8 @@
 //! - [`FibBatch`] and [`ForkJoin`]: deterministic input sets for the CPU workloads;
 //! - [`Style`], [`StyleEntry`], [`Workload`] and [`Support`]: what a style must answer,
 //!   and how it says "not applicable, because …" without faking a result;
+//! - [`tasks`]: the outcomes and checks of `spawn`, `ping_pong` and `sleepers`, and the
+//!   machine's limits on threads and processes;
 //! - [`protocol`]: the wire protocol as a sans-I/O [`protocol::Session`], and [`server`]:
 //!   the blocking and futures-io connection loops and acceptors that servers share.
 
@@ -21,6 +23,7 @@ mod inputs;
 pub mod protocol;
 pub mod server;
 mod style;
+pub mod tasks;
 
 pub use check::{WrongAnswer, check_fib_answers};
 pub use fib::{MAX_REFERENCE_N, fib, fib_reference};

@@ -4,11 +4,13 @@ use std::ffi::OsString;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use std::net::TcpListener;
 
 use crate::inputs::ForkJoin;
 use crate::server::{ServeConfig, ServerHandle};
+use crate::tasks::{PingPong, Sleepers, UnitKind};
 
 /// A concurrency style, built and ready to run workloads.
 ///
@@ -28,6 +30,19 @@ pub trait Style: Send + Sync {
     /// `fib_forkjoin`: `fib(job.n)` by recursive splitting down to `job.cutoff`.
     fn fib_forkjoin(&self, job: ForkJoin) -> Result<u64, StyleError>;
 
+    /// `spawn`: spawns `n_units` units, unit `i` returning
+    /// [`spawn_unit(i)`](crate::tasks::spawn_unit), and waits for every one of them.
+    /// Answers in unit order.
+    fn spawn(&self, n_units: usize) -> Result<Vec<u64>, StyleError>;
+
+    /// `ping_pong`: two units exchange `n_messages` pings and as many pongs over the
+    /// style's own channel, each checking the order of what it receives.
+    fn ping_pong(&self, n_messages: u64) -> Result<PingPong, StyleError>;
+
+    /// `sleepers`: `n_units` units each wait `sleep` on the style's own timer, then
+    /// finish; returns when all have.
+    fn sleepers(&self, n_units: usize, sleep: Duration) -> Result<Sleepers, StyleError>;
+
     /// `throughput` and `hog_latency`: serves the wire protocol ([`crate::protocol`]) on
     /// `listener`, in the background, until the returned handle is stopped or dropped.
     /// Runs on the style's own pool or runtime, built in [`StyleEntry::build`].
@@ -44,6 +59,12 @@ pub enum Workload {
     FibSkewed,
     /// One recursive parallel `fib(n)` with a sequential cutoff.
     FibForkJoin,
+    /// Spawn N trivial units and wait for all.
+    Spawn,
+    /// Two units exchanging M messages over the style's channel.
+    PingPong,
+    /// N units each waiting on a timer.
+    Sleepers,
     /// The seed's `perf2`: many connections sending `fib(1)`; requests per second.
     Throughput,
     /// The seed's `perf1`, inverted: connections looping a long `fib(n)` while a probe
@@ -53,10 +74,13 @@ pub enum Workload {
 
 impl Workload {
     /// Every workload, in the order of the matrix's columns.
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 8] = [
         Self::FibBatch,
         Self::FibSkewed,
         Self::FibForkJoin,
+        Self::Spawn,
+        Self::PingPong,
+        Self::Sleepers,
         Self::Throughput,
         Self::HogLatency,
     ];
@@ -67,6 +91,9 @@ impl Workload {
             Self::FibBatch => "fib_batch",
             Self::FibSkewed => "fib_skewed",
             Self::FibForkJoin => "fib_forkjoin",
+            Self::Spawn => "spawn",
+            Self::PingPong => "ping_pong",
+            Self::Sleepers => "sleepers",
             Self::Throughput => "throughput",
             Self::HogLatency => "hog_latency",
         }
@@ -105,6 +132,9 @@ pub struct StyleEntry {
     pub build: fn(&StyleConfig) -> Result<Box<dyn Style>, StyleError>,
     /// How many connections its server serves at once.
     pub server_model: ServerModel,
+    /// What one unit of `spawn` and `sleepers` is (a task, a thread, a process), which
+    /// sets how many of them the machine can hold.
+    pub unit: UnitKind,
 }
 
 /// How many connections a style's server serves at once.
@@ -196,6 +226,16 @@ pub enum StyleError {
         context: &'static str,
         /// The underlying error.
         source: std::io::Error,
+    },
+    /// More units were asked for than this machine can safely hold at once.
+    #[error("not attempted: {requested} units exceed the limit of {max_units} ({reason})")]
+    TooManyUnits {
+        /// Units asked for.
+        requested: usize,
+        /// The most this machine may hold.
+        max_units: usize,
+        /// What sets that limit.
+        reason: String,
     },
     /// A worker (thread, task or process) died or answered garbage.
     #[error("worker failed: {0}")]

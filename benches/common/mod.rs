@@ -1,0 +1,57 @@
+//! What the benches share: the style configuration, and one checked timing loop.
+
+#![allow(dead_code)] // each bench uses a different subset
+
+use std::fmt::Display;
+use std::time::{Duration, Instant};
+
+use criterion::BenchmarkGroup;
+use criterion::measurement::WallTime;
+use workloads::{Style, StyleConfig, StyleEntry, StyleError, Support, Workload};
+
+/// The same configuration for every style: the worker count from the environment and
+/// this package's binary as the worker process.
+pub(crate) fn style_config() -> StyleConfig {
+    let workers = StyleConfig::default_workers().unwrap_or_else(|error| panic!("{error}"));
+    StyleConfig::new(workers).with_worker_command(catalog::worker_command(
+        env!("CARGO_BIN_EXE_concbench").as_ref(),
+    ))
+}
+
+/// Builds `entry` for `workload`, or says why it is skipped and returns `None`.
+pub(crate) fn build(entry: &StyleEntry, workload: Workload) -> Option<Box<dyn Style>> {
+    if let Support::NotApplicable(reason) = (entry.support)(workload) {
+        eprintln!("{workload}/{}: n/a: {reason}", entry.name);
+        return None;
+    }
+    let style = (entry.build)(&style_config())
+        .unwrap_or_else(|error| panic!("{}: cannot build the style: {error}", entry.name));
+    Some(style)
+}
+
+/// Times `run` as the benchmark `<entry>/<parameter>` of `group`, checking one answer
+/// before timing and every answer after its timed iteration; a wrong answer panics,
+/// failing the bench.
+pub(crate) fn bench_checked<T, E: Display>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    entry: &StyleEntry,
+    parameter: impl Display,
+    run: impl Fn() -> Result<T, StyleError>,
+    check: impl Fn(&T) -> Result<(), E>,
+) {
+    let name = entry.name;
+    let run_checked = || {
+        let start = Instant::now();
+        let answer = run();
+        let elapsed = start.elapsed();
+        let answer = answer.unwrap_or_else(|error| panic!("{name}/{parameter}: {error}"));
+        if let Err(wrong) = check(&answer) {
+            panic!("{name}/{parameter} gave a wrong answer: {wrong}");
+        }
+        elapsed
+    };
+    run_checked();
+    group.bench_function(criterion::BenchmarkId::new(name, &parameter), |bencher| {
+        bencher.iter_custom(|iters| (0..iters).map(|_| run_checked()).sum::<Duration>());
+    });
+}

@@ -36,6 +36,7 @@ const FORKJOIN_N: u32 = 34;
 const FORKJOIN_CUTOFF: u32 = 20;
 
 fn fib_batch(criterion: &mut Criterion) {
+    common::record_run("cpu");
     let batch = FibBatch::equal(FIB_BATCH_LEN, FIB_BATCH_N);
     let parameter = format!("{FIB_BATCH_LEN}x{FIB_BATCH_N}");
     bench_batch(criterion, Workload::FibBatch, &batch, &parameter);

@@ -13,6 +13,8 @@
 //! is in every number, the same for every style. Every reply is checked; a wrong answer
 //! or a failed request fails the benchmark.
 
+mod common;
+
 use std::ffi::OsString;
 use std::num::NonZeroUsize;
 use std::time::Duration;
@@ -32,6 +34,7 @@ const BATCH: u64 = 2_000;
 const FIB_N: u32 = 1;
 
 fn throughput(criterion: &mut Criterion) {
+    common::record_run("server");
     let mut group = criterion.benchmark_group(Workload::Throughput.name());
     group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(BATCH));

@@ -31,6 +31,7 @@ const SLEEPER_UNITS: [usize; 2] = [1_000, 10_000];
 const SLEEP: Duration = Duration::from_millis(10);
 
 fn spawn(criterion: &mut Criterion) {
+    common::record_run("tasks");
     let mut group = criterion.benchmark_group(Workload::Spawn.name());
     group.sampling_mode(SamplingMode::Flat);
     for entry in catalog::STYLES {

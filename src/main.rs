@@ -31,6 +31,8 @@ enum Command {
     Load(cli::load::LoadArgs),
     /// Run a scenario criterion cannot express (servers in child processes, task costs).
     Scenario(cli::scenario::ScenarioArgs),
+    /// Build reports/<date>-<host>/ from the last benches and scenarios.
+    Report(cli::report::ReportArgs),
     /// Measure one (style, N) of the tasks scenario and print it as JSON (started by it).
     #[command(hide = true)]
     TasksProbe(cli::tasks_probe::TasksProbeArgs),
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Serve(serve_args) => cli::serve::run(&serve_args),
         Command::Load(load_args) => cli::load::run(&load_args),
         Command::Scenario(scenario_args) => cli::scenario::run(&scenario_args),
+        Command::Report(report_args) => cli::report::run(&report_args),
         Command::TasksProbe(probe_args) => cli::tasks_probe::run(&probe_args),
         Command::Worker => style_process::run_worker(io::stdin().lock(), io::stdout().lock())
             .map_err(anyhow::Error::from),

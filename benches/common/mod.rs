@@ -18,6 +18,31 @@ pub(crate) fn style_config() -> StyleConfig {
     ))
 }
 
+/// Records how this bench suite was run, for `concbench report` (only when actually
+/// benchmarking: `cargo test` runs each bench once without `--bench`, and leaves no
+/// record). Idempotent: every group of a suite may call it.
+pub(crate) fn record_run(suite: &str) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|arg| arg == "--bench") {
+        return;
+    }
+    let extra: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|arg| *arg != "--bench")
+        .collect();
+    let mut command = format!("cargo bench --bench {suite}");
+    if !extra.is_empty() {
+        command.push_str(" -- ");
+        command.push_str(&extra.join(" "));
+    }
+    let workers = StyleConfig::default_workers().map_or(0, |workers| workers.get());
+    let meta = scenarios::RunMeta { command, workers };
+    if let Err(error) = scenarios::save_run(&format!("bench-{suite}"), &meta, None::<&()>) {
+        eprintln!("cannot record the bench run: {error}");
+    }
+}
+
 /// Builds `entry` for `workload`, or says why it is skipped and returns `None`.
 pub(crate) fn build(entry: &StyleEntry, workload: Workload) -> Option<Box<dyn Style>> {
     if let Support::NotApplicable(reason) = (entry.support)(workload) {

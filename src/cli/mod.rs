@@ -3,6 +3,7 @@
 pub(crate) mod list;
 pub(crate) mod load;
 mod progress;
+pub(crate) mod report;
 pub(crate) mod scenario;
 pub(crate) mod serve;
 mod table;

@@ -186,6 +186,7 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
     if let Some(path) = &args.json {
         write_json(path, &outcome.rows)?;
     }
+    save_last_run("beazley", workers, &outcome.rows)?;
     if outcome.rows.is_empty() {
         bail!("no server could be measured");
     }
@@ -409,7 +410,30 @@ fn run_tasks(args: &TasksArgs, registry: &ChildRegistry) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         write_json(path, &rows)?;
     }
-    Ok(())
+    save_last_run("tasks", workers, &rows)
+}
+
+/// Keeps the rows as the last run of `scenario` for `concbench report`, with the command
+/// that produced them.
+fn save_last_run(
+    scenario: &str,
+    workers: NonZeroUsize,
+    rows: &[impl serde::Serialize],
+) -> anyhow::Result<()> {
+    let command = std::iter::once("concbench".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let meta = scenarios::RunMeta {
+        command,
+        workers: workers.get(),
+    };
+    scenarios::save_run(scenario, &meta, Some(&rows)).with_context(|| {
+        format!(
+            "cannot save the rows in {}",
+            scenarios::results_dir().display()
+        )
+    })
 }
 
 fn tasks_table(config: &TasksConfig, rows: &[TaskRow]) -> String {

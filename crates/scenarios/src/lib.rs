@@ -19,7 +19,7 @@ mod rows;
 pub mod tasks;
 
 pub use child::{ChildRegistry, ReadyBy, ServerChild, ServerCommand, TrackedChild};
-pub use rows::{BeazleyRow, Phase, TaskRow};
+pub use rows::{BeazleyRow, Phase, RunMeta, TaskRow};
 
 /// Why a scenario could not run.
 #[derive(Debug, thiserror::Error)]
@@ -43,4 +43,36 @@ pub enum ScenarioError {
     /// The scenario was interrupted.
     #[error("interrupted")]
     Interrupted,
+}
+
+/// Where runs keep their last results for `concbench report`: `$CARGO_TARGET_DIR/concbench`,
+/// or `target/concbench` under the current directory.
+pub fn results_dir() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| "target".into(), std::path::PathBuf::from);
+    target.join("concbench")
+}
+
+/// Saves a run's record as `<results_dir>/<name>.meta.json`, and its rows, when given,
+/// as `<results_dir>/<name>.json`: the "last run" that `concbench report` reads.
+pub fn save_run(
+    name: &str,
+    meta: &RunMeta,
+    rows: Option<&impl serde::Serialize>,
+) -> std::io::Result<()> {
+    let directory = results_dir();
+    std::fs::create_dir_all(&directory)?;
+    let write = |file: String, value: serde_json::Result<String>| {
+        std::fs::write(
+            directory.join(file),
+            value.map_err(std::io::Error::other)? + "\n",
+        )
+    };
+    if let Some(rows) = rows {
+        write(format!("{name}.json"), serde_json::to_string_pretty(rows))?;
+    }
+    write(
+        format!("{name}.meta.json"),
+        serde_json::to_string_pretty(meta),
+    )
 }

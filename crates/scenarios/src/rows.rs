@@ -96,3 +96,13 @@ pub struct TaskRow {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_attempted: Option<String>,
 }
+
+/// What a scenario or bench run records about itself, saved beside its results as
+/// `<name>.meta.json` so that a report can say how its numbers were produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// The command, as a user would type it.
+    pub command: String,
+    /// The worker count every style got.
+    pub workers: usize,
+}

@@ -1,0 +1,288 @@
+//! SVG charts, drawn with plotters: they load on GitHub through relative links.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+use scenarios::{BeazleyRow, Phase, TaskRow};
+
+use crate::ReportError;
+use crate::results::ResultRow;
+
+/// One colour per series, readable on white.
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+const WIDTH: u32 = 900;
+const BAR_HEIGHT: u32 = 22;
+
+/// A horizontal bar per (style, parameter) of one criterion group: its ratio to the
+/// group's base, so that longer is faster.
+pub(crate) fn group_chart(
+    path: &Path,
+    group: &str,
+    rows: &[&ResultRow],
+    axis_label: &str,
+) -> Result<(), ReportError> {
+    let bars: Vec<(String, f64, usize)> = {
+        let mut parameters: Vec<&str> = Vec::new();
+        rows.iter()
+            .map(|row| {
+                let value = row.benchmark.value.as_deref().unwrap_or("");
+                let series = parameters
+                    .iter()
+                    .position(|known| *known == value)
+                    .unwrap_or_else(|| {
+                        parameters.push(value);
+                        parameters.len() - 1
+                    });
+                let label = if value.is_empty() {
+                    row.benchmark.function.clone()
+                } else {
+                    format!("{} ({value})", row.benchmark.function)
+                };
+                (label, row.ratio, series)
+            })
+            .collect()
+    };
+    let height = 90 + BAR_HEIGHT * bars.len() as u32;
+    let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
+    draw(path, || {
+        root.fill(&WHITE)?;
+        let max = bars
+            .iter()
+            .map(|bar| bar.1)
+            .fold(0.0_f64, f64::max)
+            .max(1e-9)
+            * 1.15;
+        let count = bars.len();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(group, ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(230)
+            .build_cartesian_2d(0.0..max, (0..count).into_segmented())?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .x_desc(axis_label)
+            .y_labels(count)
+            .y_label_formatter(&|position| match position {
+                SegmentValue::CenterOf(index) => bars
+                    .get(*index)
+                    .map_or_else(String::new, |bar| bar.0.clone()),
+                _ => String::new(),
+            })
+            .draw()?;
+        chart.draw_series(bars.iter().enumerate().map(|(index, (_, ratio, series))| {
+            let color = PALETTE[series % PALETTE.len()];
+            Rectangle::new(
+                [
+                    (0.0, SegmentValue::Exact(index)),
+                    (*ratio, SegmentValue::Exact(index + 1)),
+                ],
+                color.filled(),
+            )
+        }))?;
+        chart.draw_series(bars.iter().enumerate().map(|(index, (_, ratio, _))| {
+            Text::new(
+                format!("{ratio:.2}×"),
+                (*ratio, SegmentValue::CenterOf(index)),
+                ("sans-serif", 13),
+            )
+        }))?;
+        root.present()?;
+        Ok(())
+    })
+}
+
+/// Per server: the probe's p99 latency with hogs running, next to the same server's
+/// p99 at one connection without them (log scale, milliseconds).
+pub(crate) fn hog_chart(path: &Path, rows: &[BeazleyRow]) -> Result<(), ReportError> {
+    let mut servers: Vec<(String, f64, f64)> = Vec::new();
+    for hog in rows
+        .iter()
+        .filter(|row| row.phase == Phase::Hog && row.requests > 0)
+    {
+        let idle = rows
+            .iter()
+            .filter(|row| row.style == hog.style && row.phase == Phase::Throughput)
+            .min_by_key(|row| row.connections);
+        if let Some(idle) = idle {
+            servers.push((
+                hog.style.clone(),
+                idle.p99_us as f64 / 1e3,
+                hog.p99_us as f64 / 1e3,
+            ));
+        }
+    }
+    let height = 110 + 2 * BAR_HEIGHT * servers.len() as u32;
+    let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
+    draw(path, || {
+        root.fill(&WHITE)?;
+        let max = servers
+            .iter()
+            .map(|server| server.2.max(server.1))
+            .fold(1.0_f64, f64::max)
+            * 3.0;
+        let min = servers
+            .iter()
+            .map(|server| server.1.min(server.2))
+            .fold(max, f64::min)
+            .max(1e-3)
+            / 2.0;
+        let count = servers.len();
+        let mut chart = ChartBuilder::on(&root)
+            .caption("fib(1) p99 latency: idle vs with hogs", ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(160)
+            .build_cartesian_2d((min..max).log_scale(), (0..count).into_segmented())?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .x_desc("p99 latency, ms (log scale)")
+            .x_label_formatter(&|millis| format_count(*millis))
+            .y_labels(count)
+            .y_label_formatter(&|position| match position {
+                SegmentValue::CenterOf(index) => servers
+                    .get(*index)
+                    .map_or_else(String::new, |server| server.0.clone()),
+                _ => String::new(),
+            })
+            .draw()?;
+        for (series, label) in [(0usize, "idle (1 connection)"), (1, "with 2 hogs")] {
+            let color = PALETTE[series];
+            chart
+                .draw_series(servers.iter().enumerate().map(|(index, server)| {
+                    let value = if series == 0 { server.1 } else { server.2 };
+                    // Two thin bars per server: idle above, with hogs below.
+                    let top = SegmentValue::Exact(index);
+                    let bottom = SegmentValue::Exact(index + 1);
+                    let (from, to) = if series == 0 {
+                        (top, SegmentValue::CenterOf(index))
+                    } else {
+                        (SegmentValue::CenterOf(index), bottom)
+                    };
+                    Rectangle::new([(min, from), (value, to)], color.filled())
+                }))?
+                .label(label)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    })
+}
+
+/// Bytes per unit against the number of units, one line per style (log-log).
+pub(crate) fn bytes_per_task_chart(path: &Path, rows: &[TaskRow]) -> Result<(), ReportError> {
+    let mut styles: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for row in rows {
+        let (Some(bytes), n_tasks) = (row.bytes_per_task, row.n_tasks) else {
+            continue;
+        };
+        let point = (n_tasks as f64, bytes.max(1.0));
+        match styles.iter_mut().find(|(style, _)| *style == row.style) {
+            Some((_, points)) => points.push(point),
+            None => styles.push((row.style.clone(), vec![point])),
+        }
+    }
+    let root = SVGBackend::new(path, (WIDTH, 520)).into_drawing_area();
+    draw(path, || {
+        root.fill(&WHITE)?;
+        let points = styles.iter().flat_map(|(_, points)| points.iter());
+        let (x_max, y_max) = points.clone().fold((10.0_f64, 10.0_f64), |(x, y), point| {
+            (x.max(point.0), y.max(point.1))
+        });
+        let (x_min, y_min) = points.fold((x_max, y_max), |(x, y), point| {
+            (x.min(point.0), y.min(point.1))
+        });
+        let mut chart = ChartBuilder::on(&root)
+            .caption("memory per sleeping unit", ("sans-serif", 20))
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(
+                (x_min / 2.0..x_max * 2.0).log_scale(),
+                (y_min / 2.0..y_max * 2.0).log_scale(),
+            )?;
+        chart
+            .configure_mesh()
+            .x_desc("units held at once (log scale)")
+            .y_desc("bytes per unit (log scale)")
+            .x_label_formatter(&|units| format_count(*units))
+            .y_label_formatter(&|bytes| format_bytes(*bytes))
+            .draw()?;
+        for (series, (style, points)) in styles.iter().enumerate() {
+            let color = PALETTE[series % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))?
+                .label(style.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+            chart.draw_series(
+                points
+                    .iter()
+                    .map(|&point| Circle::new(point, 3, color.filled())),
+            )?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    })
+}
+
+/// Runs a drawing closure, turning plotters' errors into a [`ReportError`] naming the
+/// chart.
+fn draw(
+    path: &Path,
+    body: impl FnOnce() -> Result<(), DrawingAreaErrorKind<std::io::Error>>,
+) -> Result<(), ReportError> {
+    body().map_err(|error| ReportError::Chart {
+        path: path.to_path_buf(),
+        message: error.to_string(),
+    })
+}
+
+/// `100`, `10k`, `1M`, `0.1`: axis labels for counts on a log scale.
+fn format_count(value: f64) -> String {
+    match value {
+        v if v >= 1e6 => format!("{}M", v / 1e6),
+        v if v >= 1e3 => format!("{}k", v / 1e3),
+        v if v >= 1.0 => format!("{v:.0}"),
+        v => format!("{v}"),
+    }
+}
+
+/// `512 B`, `4 KiB`, `2 MiB`: axis labels for sizes.
+fn format_bytes(bytes: f64) -> String {
+    match bytes {
+        b if b >= f64::from(1 << 20) => format!("{} MiB", b / f64::from(1 << 20)),
+        b if b >= 1024.0 => format!("{} KiB", b / 1024.0),
+        b => format!("{b:.0} B"),
+    }
+}

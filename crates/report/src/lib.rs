@@ -1,0 +1,231 @@
+//! Reports people can cite: `concbench report` turns criterion's results and the
+//! scenarios' JSON rows into `reports/<YYYY-MM-DD>-<hostname>/`:
+//!
+//! - `summary.md` — per workload, every style's median, its 95 % confidence interval,
+//!   its ratio to the baseline (or to the best, for network rows) and its throughput;
+//!   the Beazley table; the task-cost table; how it was produced;
+//! - `results.csv` — one row per benchmark, the same columns;
+//! - `*.svg` — one chart per criterion group, the hog-latency chart, memory per unit;
+//! - `machine.json` — CPU, cores, memory, kernel, `rustc -vV`, criterion version, git
+//!   commit and dirtiness, date, worker count, commands.
+//!
+//! Missing inputs become a line in the summary, not a failure; a file that exists but
+//! cannot be read or parsed is an error that names it. [`criterion`] is the only module
+//! that reads criterion's (private, pinned) files.
+
+#![forbid(unsafe_code)]
+
+mod charts;
+pub mod criterion;
+pub mod machine;
+pub mod results;
+mod summary;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use scenarios::{BeazleyRow, RunMeta, TaskRow};
+
+pub use machine::MachineInfo;
+pub use summary::CSV_COLUMNS;
+
+/// Why a report could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A file or directory could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A file was read but is not what it should be (half-written, or foreign).
+    #[error("{} is not a valid input: {message}", path.display())]
+    Parse {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An output could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The path.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A chart could not be drawn.
+    #[error("cannot draw {}: {message}", path.display())]
+    Chart {
+        /// The chart's path.
+        path: PathBuf,
+        /// plotters' error.
+        message: String,
+    },
+}
+
+/// Where the inputs are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inputs {
+    /// criterion's output directory (`target/criterion`).
+    pub criterion_dir: PathBuf,
+    /// Where the scenarios saved their last rows (`target/concbench`): `beazley.json`,
+    /// `tasks.json`, and a `*.meta.json` per run.
+    pub scenarios_dir: PathBuf,
+    /// The style whose times the others are compared with.
+    pub baseline: String,
+}
+
+/// Everything a report is built from, read and parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// criterion's benchmarks.
+    pub benchmarks: Vec<criterion::Benchmark>,
+    /// The Beazley scenario's rows, if it ran.
+    pub beazley: Option<Vec<BeazleyRow>>,
+    /// The tasks scenario's rows, if it ran.
+    pub tasks: Option<Vec<TaskRow>>,
+    /// The runs' own records, in file-name order.
+    pub runs: Vec<RunMeta>,
+}
+
+/// The file names, in the scenarios directory, of each scenario's last rows.
+pub const BEAZLEY_ROWS: &str = "beazley.json";
+/// See [`BEAZLEY_ROWS`].
+pub const TASK_ROWS: &str = "tasks.json";
+
+/// Reads every input; missing ones are `None` or empty, corrupt ones an error.
+pub fn load(inputs: &Inputs) -> Result<Loaded, ReportError> {
+    let mut runs = Vec::new();
+    if inputs.scenarios_dir.is_dir() {
+        let entries = fs::read_dir(&inputs.scenarios_dir).map_err(|source| ReportError::Read {
+            path: inputs.scenarios_dir.clone(),
+            source,
+        })?;
+        let mut metas: Vec<PathBuf> = entries
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.to_string_lossy().ends_with(".meta.json"))
+            .collect();
+        metas.sort();
+        for path in metas {
+            runs.push(parse_json(&path)?);
+        }
+    }
+    Ok(Loaded {
+        benchmarks: criterion::read_benchmarks(&inputs.criterion_dir)?,
+        beazley: read_optional(&inputs.scenarios_dir.join(BEAZLEY_ROWS))?,
+        tasks: read_optional(&inputs.scenarios_dir.join(TASK_ROWS))?,
+        runs,
+    })
+}
+
+/// The machine facts for a report of `loaded`: the commands of every recorded run, then
+/// `report_command`, and the worker count when every run used the same one.
+pub fn describe_machine(loaded: &Loaded, repo: &Path, report_command: String) -> MachineInfo {
+    let mut commands: Vec<String> = loaded.runs.iter().map(|run| run.command.clone()).collect();
+    commands.push(report_command);
+    let mut worker_counts: Vec<usize> = loaded.runs.iter().map(|run| run.workers).collect();
+    worker_counts.sort_unstable();
+    worker_counts.dedup();
+    let workers = match worker_counts.as_slice() {
+        [workers] => Some(*workers),
+        _ => None,
+    };
+    MachineInfo::collect(repo, workers, commands)
+}
+
+/// What [`write`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// The report folder.
+    pub folder: PathBuf,
+    /// Every file written, relative to the folder.
+    pub files: Vec<String>,
+}
+
+/// Writes the report for `loaded` into `out_dir/<date>-<hostname>/`, replacing what an
+/// earlier report of the same day wrote there.
+pub fn write(
+    inputs: &Inputs,
+    loaded: &Loaded,
+    machine: &MachineInfo,
+    out_dir: &Path,
+) -> Result<Written, ReportError> {
+    let folder = out_dir.join(format!("{}-{}", machine.date, machine.hostname));
+    fs::create_dir_all(&folder).map_err(|source| ReportError::Write {
+        path: folder.clone(),
+        source,
+    })?;
+    let mut files = Vec::new();
+    let rows = results::result_rows(&loaded.benchmarks, &inputs.baseline);
+
+    for (group, group_rows) in summary::by_group(&rows) {
+        let name = format!("{group}.svg");
+        let axis = group_rows.first().map_or_else(String::new, |row| {
+            summary::ratio_axis(row.ratio_base, &inputs.baseline)
+        });
+        charts::group_chart(&folder.join(&name), group, &group_rows, &axis)?;
+        files.push(name);
+    }
+    if let Some(beazley) = loaded.beazley.as_deref().filter(|rows| !rows.is_empty()) {
+        charts::hog_chart(&folder.join(summary::HOG_CHART), beazley)?;
+        files.push(summary::HOG_CHART.to_owned());
+    }
+    if let Some(tasks) = loaded
+        .tasks
+        .as_deref()
+        .filter(|rows| rows.iter().any(|row| row.bytes_per_task.is_some()))
+    {
+        charts::bytes_per_task_chart(&folder.join(summary::TASKS_CHART), tasks)?;
+        files.push(summary::TASKS_CHART.to_owned());
+    }
+
+    let csv_path = folder.join("results.csv");
+    summary::write_csv(&csv_path, &rows)?;
+    files.push("results.csv".to_owned());
+
+    let markdown = summary::markdown(inputs, loaded, &rows, machine, &files);
+    write_file(&folder.join("summary.md"), markdown.as_bytes())?;
+    files.push("summary.md".to_owned());
+
+    let machine_json =
+        serde_json::to_string_pretty(machine).map_err(|error| ReportError::Write {
+            path: folder.join("machine.json"),
+            source: std::io::Error::other(error),
+        })?;
+    write_file(
+        &folder.join("machine.json"),
+        (machine_json + "\n").as_bytes(),
+    )?;
+    files.push("machine.json".to_owned());
+    Ok(Written { folder, files })
+}
+
+fn read_optional<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, ReportError> {
+    if path.exists() {
+        parse_json(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportError> {
+    let text = fs::read_to_string(path).map_err(|source| ReportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|error| ReportError::Parse {
+        path: path.to_path_buf(),
+        message: error.to_string(),
+    })
+}
+
+fn write_file(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
+    fs::write(path, contents).map_err(|source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}

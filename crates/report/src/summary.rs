@@ -1,0 +1,346 @@
+//! `summary.md` and `results.csv`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+use scenarios::{BeazleyRow, Phase, TaskRow};
+use workloads::Workload;
+
+use crate::results::{RatioBase, ResultRow, format_nanos, format_rate};
+use crate::{BEAZLEY_ROWS, Inputs, Loaded, MachineInfo, ReportError, TASK_ROWS};
+
+/// The hog-latency chart's file name.
+pub(crate) const HOG_CHART: &str = "hog_latency_p99.svg";
+/// The memory-per-unit chart's file name.
+pub(crate) const TASKS_CHART: &str = "bytes_per_task.svg";
+
+/// The columns of `results.csv`, in order.
+pub const CSV_COLUMNS: [&str; 11] = [
+    "group",
+    "style",
+    "parameter",
+    "median_ns",
+    "median_ci_low_ns",
+    "median_ci_high_ns",
+    "mean_ns",
+    "ratio",
+    "ratio_to",
+    "elements_per_iteration",
+    "elements_per_second",
+];
+
+/// Rows grouped by criterion group, in the matrix's workload order (unknown groups
+/// last, alphabetically).
+pub(crate) fn by_group(rows: &[ResultRow]) -> Vec<(&str, Vec<&ResultRow>)> {
+    let mut groups: BTreeMap<(usize, &str), Vec<&ResultRow>> = BTreeMap::new();
+    for row in rows {
+        let group = row.benchmark.group.as_str();
+        let order = Workload::ALL
+            .iter()
+            .position(|workload| workload.name() == group)
+            .unwrap_or(usize::MAX);
+        groups.entry((order, group)).or_default().push(row);
+    }
+    groups
+        .into_iter()
+        .map(|((_, group), rows)| (group, rows))
+        .collect()
+}
+
+/// The axis label of a group chart.
+pub(crate) fn ratio_axis(base: RatioBase, baseline: &str) -> String {
+    match base {
+        RatioBase::Baseline => format!("speed relative to {baseline} (longer is faster)"),
+        RatioBase::Best => "speed relative to the fastest (longer is faster)".to_owned(),
+    }
+}
+
+pub(crate) fn write_csv(path: &Path, rows: &[ResultRow]) -> Result<(), ReportError> {
+    let write_error = |error: csv::Error| ReportError::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(error),
+    };
+    let mut writer = csv::Writer::from_path(path).map_err(write_error)?;
+    writer.write_record(CSV_COLUMNS).map_err(write_error)?;
+    for row in rows {
+        let benchmark = &row.benchmark;
+        let optional = |value: Option<String>| value.unwrap_or_default();
+        writer
+            .write_record([
+                benchmark.group.clone(),
+                benchmark.function.clone(),
+                optional(benchmark.value.clone()),
+                format!("{:.1}", benchmark.median.point),
+                format!("{:.1}", benchmark.median.lower),
+                format!("{:.1}", benchmark.median.upper),
+                format!("{:.1}", benchmark.mean.point),
+                format!("{:.4}", row.ratio),
+                match row.ratio_base {
+                    RatioBase::Baseline => "baseline".to_owned(),
+                    RatioBase::Best => "best".to_owned(),
+                },
+                optional(benchmark.elements.map(|elements| elements.to_string())),
+                optional(row.elements_per_second.map(|rate| format!("{rate:.1}"))),
+            ])
+            .map_err(write_error)?;
+    }
+    writer.flush().map_err(|source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+pub(crate) fn markdown(
+    inputs: &Inputs,
+    loaded: &Loaded,
+    rows: &[ResultRow],
+    machine: &MachineInfo,
+    files: &[String],
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# concbench report: {}, {}\n",
+        machine.date, machine.hostname
+    );
+    let _ = writeln!(out, "{}\n", machine.one_line());
+    let _ = writeln!(
+        out,
+        "> Measured on one shared machine with {} available CPUs, where the load generator and the \
+         server under test share the cores and the loopback: compare styles by their ratios within this \
+         run, not by absolute numbers. Every style got the same worker count, and every answer was checked.\n",
+        machine.available_parallelism
+    );
+
+    out.push_str("## Benchmarks (criterion)\n\n");
+    if rows.is_empty() {
+        let _ = writeln!(
+            out,
+            "_No criterion results in `{}`: run `cargo bench` first._\n",
+            inputs.criterion_dir.display()
+        );
+    }
+    for (group, group_rows) in by_group(rows) {
+        let _ = writeln!(out, "### {group}\n");
+        if files.iter().any(|file| *file == format!("{group}.svg")) {
+            let _ = writeln!(out, "![{group}]({group}.svg)\n");
+        }
+        let base = group_rows
+            .first()
+            .map_or(RatioBase::Best, |row| row.ratio_base);
+        let _ = writeln!(
+            out,
+            "| style | parameter | median | 95 % CI | {} | throughput |\n|---|---|---:|---:|---:|---:|",
+            base.label(&inputs.baseline)
+        );
+        for row in group_rows {
+            let benchmark = &row.benchmark;
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} – {} | {:.2}× | {} |",
+                benchmark.function,
+                benchmark.value.as_deref().unwrap_or(""),
+                format_nanos(benchmark.median.point),
+                format_nanos(benchmark.median.lower),
+                format_nanos(benchmark.median.upper),
+                row.ratio,
+                row.elements_per_second
+                    .map_or_else(String::new, format_rate),
+            );
+        }
+        out.push('\n');
+    }
+
+    out.push_str("## The Beazley scenario\n\n");
+    match loaded.beazley.as_deref() {
+        Some(beazley) if !beazley.is_empty() => beazley_section(&mut out, beazley, files),
+        _ => {
+            let _ = writeln!(
+                out,
+                "_No Beazley rows in `{}`: run `concbench scenario beazley` first._\n",
+                inputs.scenarios_dir.join(BEAZLEY_ROWS).display()
+            );
+        }
+    }
+
+    out.push_str("## Task costs\n\n");
+    match loaded.tasks.as_deref() {
+        Some(tasks) if !tasks.is_empty() => tasks_section(&mut out, tasks, files),
+        _ => {
+            let _ = writeln!(
+                out,
+                "_No task rows in `{}`: run `concbench scenario tasks` first._\n",
+                inputs.scenarios_dir.join(TASK_ROWS).display()
+            );
+        }
+    }
+
+    out.push_str("## How produced\n\n```sh\n");
+    for command in &machine.commands {
+        let _ = writeln!(out, "{command}");
+    }
+    out.push_str("```\n\n");
+    let _ = writeln!(
+        out,
+        "Files: {}. `machine.json` records the machine, the toolchain and the commit.",
+        files
+            .iter()
+            .map(|file| format!("[`{file}`]({file})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    out
+}
+
+fn beazley_section(out: &mut String, rows: &[BeazleyRow], files: &[String]) {
+    let mut connection_counts: Vec<usize> = rows
+        .iter()
+        .filter(|row| row.phase == Phase::Throughput)
+        .map(|row| row.connections)
+        .collect();
+    connection_counts.sort_unstable();
+    connection_counts.dedup();
+    let busiest = connection_counts.last().copied();
+    let rate_at = |style: &str, connections: usize| {
+        rows.iter().find(|row| {
+            row.style == style && row.phase == Phase::Throughput && row.connections == connections
+        })
+    };
+    // Ratios among the servers under test: reference servers (redis) are the ceiling.
+    let best = busiest.and_then(|busiest| {
+        rows.iter()
+            .filter(|row| {
+                row.phase == Phase::Throughput && row.connections == busiest && row.language != "c"
+            })
+            .map(|row| row.rps)
+            .reduce(f64::max)
+    });
+    let mut header = String::from("| server | language |");
+    let mut rule = String::from("|---|---|");
+    for connections in &connection_counts {
+        let _ = write!(header, " c={connections} req/s | c={connections} p99 |");
+        rule.push_str("---:|---:|");
+    }
+    header.push_str(" vs best | hog probe p50 | hog probe p99 | hog probe max | probe req/s |");
+    rule.push_str("---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "{header}\n{rule}");
+    let mut styles: Vec<&str> = Vec::new();
+    for row in rows {
+        if !styles.contains(&row.style.as_str()) {
+            styles.push(&row.style);
+        }
+    }
+    for style in &styles {
+        let language = rows
+            .iter()
+            .find(|row| row.style == *style)
+            .map_or("", |row| row.language.as_str());
+        let _ = write!(out, "| `{style}` | {language} |");
+        for &connections in &connection_counts {
+            match rate_at(style, connections) {
+                Some(row) => {
+                    let _ = write!(out, " {:.0} | {} |", row.rps, format_micros(row.p99_us));
+                }
+                None => out.push_str(" — | — |"),
+            }
+        }
+        let versus_best = match (busiest.and_then(|busiest| rate_at(style, busiest)), best) {
+            (Some(row), Some(best)) => format!("{:.2}×", row.rps / best),
+            _ => "—".to_owned(),
+        };
+        let _ = write!(out, " {versus_best} |");
+        match rows
+            .iter()
+            .find(|row| row.style == *style && row.phase == Phase::Hog)
+        {
+            Some(hog) if hog.requests > 0 => {
+                let _ = writeln!(
+                    out,
+                    " {} | {} | {} | {:.0} |",
+                    format_micros(hog.p50_us),
+                    format_micros(hog.p99_us),
+                    format_micros(hog.max_us),
+                    hog.rps
+                );
+            }
+            Some(_) => out.push_str(" no reply | — | — | 0 |\n"),
+            None => out.push_str(" — | — | — | — |\n"),
+        }
+    }
+    out.push('\n');
+    if let (Some(busiest), Some(best)) = (busiest, best)
+        && let Some(redis) = rows.iter().find(|row| {
+            row.language == "c" && row.phase == Phase::Throughput && row.connections == busiest
+        })
+    {
+        let _ = writeln!(
+            out,
+            "Best server at {busiest} connections / `{}` `PING` through the same client: **{:.2}×**.\n",
+            redis.style,
+            best / redis.rps
+        );
+    }
+    if files.iter().any(|file| file == HOG_CHART) {
+        let _ = writeln!(out, "![p99 latency idle and with hogs]({HOG_CHART})\n");
+    }
+    let hog = rows.iter().find(|row| row.phase == Phase::Hog);
+    if let Some(hog_n) = hog.and_then(|row| row.hog_n) {
+        let _ = writeln!(
+            out,
+            "Hog phase: other connections loop `fib({hog_n})` while the probe sends `fib(1)` at a fixed rate; \
+             probe latency counts from each request's due time.\n"
+        );
+    }
+}
+
+fn tasks_section(out: &mut String, rows: &[TaskRow], files: &[String]) {
+    out.push_str("| style | unit | N | spawn | wall | peak RSS | bytes per unit |\n|---|---|---:|---:|---:|---:|---:|\n");
+    let mut notes = Vec::new();
+    for row in rows {
+        match &row.not_attempted {
+            Some(reason) => {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | not attempted | | | |",
+                    row.style, row.unit, row.n_tasks
+                );
+                notes.push(format!("`{}` at {}: {reason}", row.style, row.n_tasks));
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {} | {} | {} | {} |",
+                    row.style,
+                    row.unit,
+                    row.n_tasks,
+                    row.spawn_ms
+                        .map_or_else(String::new, |ms| format!("{ms:.1} ms")),
+                    row.wall_ms
+                        .map_or_else(String::new, |ms| format!("{ms:.1} ms")),
+                    row.peak_rss_bytes.map_or_else(String::new, |bytes| format!(
+                        "{:.1} MiB",
+                        bytes as f64 / f64::from(1 << 20)
+                    )),
+                    row.bytes_per_task
+                        .map_or_else(String::new, |bytes| format!("{bytes:.0}")),
+                );
+            }
+        }
+    }
+    out.push('\n');
+    if !notes.is_empty() {
+        out.push_str("Not attempted:\n\n");
+        for note in notes {
+            let _ = writeln!(out, "- {note}");
+        }
+        out.push('\n');
+    }
+    if files.iter().any(|file| file == TASKS_CHART) {
+        let _ = writeln!(out, "![bytes per unit against units held]({TASKS_CHART})\n");
+    }
+}
+
+fn format_micros(micros: u64) -> String {
+    format_nanos(micros as f64 * 1e3)
+}

@@ -2,7 +2,8 @@
 //!
 //! Each subcommand lives in its own module under `cli/`; this file only parses the
 //! command line, runs the chosen subcommand and turns its error into one line on
-//! stderr and an exit code (2 for usage errors, 1 for everything else).
+//! stderr and an exit code: 2 for usage errors and unusable input, 1 for everything
+//! else (a failed gate, a broken server).
 
 #![forbid(unsafe_code)]
 
@@ -33,6 +34,8 @@ enum Command {
     Scenario(cli::scenario::ScenarioArgs),
     /// Build reports/<date>-<host>/ from the last benches and scenarios.
     Report(cli::report::ReportArgs),
+    /// Gate CI on confirmed regressions against a criterion baseline (exit 1 if any).
+    Regress(cli::regress::RegressArgs),
     /// Measure one (style, N) of the tasks scenario and print it as JSON (started by it).
     #[command(hide = true)]
     TasksProbe(cli::tasks_probe::TasksProbeArgs),
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Load(load_args) => cli::load::run(&load_args),
         Command::Scenario(scenario_args) => cli::scenario::run(&scenario_args),
         Command::Report(report_args) => cli::report::run(&report_args),
+        Command::Regress(regress_args) => cli::regress::run(&regress_args),
         Command::TasksProbe(probe_args) => cli::tasks_probe::run(&probe_args),
         Command::Worker => style_process::run_worker(io::stdin().lock(), io::stdout().lock())
             .map_err(anyhow::Error::from),
@@ -56,6 +60,13 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) if error.is::<cli::Exit>() => {
+            let code = error
+                .downcast_ref::<cli::Exit>()
+                .map_or(1, |exit| exit.code);
+            let _ = writeln!(io::stderr(), "concbench: {error}");
+            ExitCode::from(code)
+        }
         Err(error) => {
             let _ = writeln!(io::stderr(), "concbench: {error:#}");
             ExitCode::FAILURE

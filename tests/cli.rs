@@ -113,7 +113,7 @@ fn beazley_scenario_measures_every_phase_and_leaves_no_server() {
             "--duration",
             "300ms",
         ])
-        .args(["--hog-n", "22", "--no-redis", "--json"])
+        .args(["--hog-n", "22", "--no-redis", "--peers", "none", "--json"])
         .arg(&json)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -229,4 +229,120 @@ fn tasks_scenario_does_not_attempt_sizes_above_the_machine_limit() {
     assert!(output.status.success(), "{output:?}");
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(table.contains("not attempted"), "{table}");
+}
+
+#[test]
+fn regress_exits_1_on_a_confirmed_regression_2_on_unusable_input_0_otherwise() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/regress/tests/fixtures");
+    let regress = |fixture: &str, extra: &[&str]| {
+        let dir = format!("{fixtures}/{fixture}");
+        let mut args = vec![
+            "regress",
+            "--baseline",
+            "base",
+            "--criterion-dir",
+            dir.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        concbench(&args)
+    };
+    let regressed = regress("mixed", &[]);
+    assert_eq!(regressed.status.code(), Some(1), "{regressed:?}");
+    assert!(String::from_utf8_lossy(&regressed.stdout).contains("`fib_batch/rayon/64x27`"));
+    let passed = regress("mixed", &["--threshold", "40"]);
+    assert_eq!(passed.status.code(), Some(0), "{passed:?}");
+    let missing = regress("missing-baseline", &[]);
+    assert_eq!(missing.status.code(), Some(2), "{missing:?}");
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--save-baseline base"));
+    // Within-run ratios: the uniformly slower machine passes, the slower style does not.
+    let ratios = regress("drift", &["--ratios", "--threshold", "5"]);
+    assert_eq!(ratios.status.code(), Some(1), "{ratios:?}");
+    let table = String::from_utf8_lossy(&ratios.stdout);
+    assert!(
+        table.contains("1 regressed") && table.contains("`fib_batch/tokio/64x27`"),
+        "{table}"
+    );
+}
+
+#[test]
+fn beazley_scenario_measures_the_python_peers_beside_the_styles() {
+    if !common::Server::Python("threads").available() {
+        return;
+    }
+    let json = std::env::temp_dir().join(format!("concbench-python-{}.json", std::process::id()));
+    let output = Command::new(common::concbench_binary())
+        .args([
+            "scenario",
+            "beazley",
+            "--styles",
+            "threads",
+            "--peers",
+            "python",
+            "--duration",
+            "300ms",
+        ])
+        .args([
+            "--connections",
+            "1,4",
+            "--hog-n",
+            "18",
+            "--no-redis",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .expect("run the scenario");
+    assert!(output.status.success(), "{output:?}");
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON file"))
+            .expect("JSON rows");
+    let _ = std::fs::remove_file(&json);
+    for peer in [
+        "python-threads",
+        "python-processpool",
+        "python-asyncio",
+        "python-asyncio-offload",
+    ] {
+        let peer_rows: Vec<&serde_json::Value> =
+            rows.iter().filter(|row| row["style"] == peer).collect();
+        assert_eq!(peer_rows.len(), 3, "{peer}: {rows:#?}");
+        assert!(
+            peer_rows
+                .iter()
+                .all(|row| row["language"] == "python" && row["errors"] == 0),
+            "{peer_rows:#?}"
+        );
+    }
+    assert!(
+        rows.iter()
+            .any(|row| row["style"] == "threads" && row["language"] == "rust")
+    );
+}
+
+#[test]
+fn readme_results_link_to_a_committed_report() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
+    // Every `reports/...` target of a markdown link or image in the README.
+    let targets: Vec<&str> = readme
+        .match_indices("](reports/")
+        .map(|(start, _)| {
+            let target = &readme[start + 2..];
+            &target[..target.find(')').unwrap_or(target.len())]
+        })
+        .collect();
+    assert!(
+        targets.iter().any(|target| target.ends_with("summary.md")),
+        "the README's Results section links no report summary"
+    );
+    assert!(
+        targets.iter().any(|target| target.ends_with(".svg")),
+        "the README embeds no chart"
+    );
+    for target in targets {
+        assert!(
+            std::path::Path::new(root).join(target).is_file(),
+            "README links {target}, which is not committed"
+        );
+    }
 }

@@ -1,9 +1,11 @@
-//! The wire protocol, against every server: one test per (server, behaviour), stamped
-//! out by `protocol_conformance!` so that a failure names both.
+//! The wire protocol, against every server — every style's, and the Python peers' —
+//! one test per (server, behaviour), stamped out by `protocol_conformance!` so that a
+//! failure names both.
 //!
-//! Each test starts its own `concbench serve` child process (killed on drop, also when
-//! the test fails) with `--max-n 30`, and every read has a timeout, so a broken server
-//! fails a test instead of hanging it.
+//! Each test starts its own server child process (killed on drop, also when the test
+//! fails) with `--max-n 30`, and every read has a timeout, so a broken server fails a
+//! test instead of hanging it. The Python peers' tests pass, saying so in their output,
+//! only where `python3` is not on `PATH`.
 
 mod common;
 
@@ -12,7 +14,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::ServerProcess;
+use common::{Server, ServerProcess};
 use workloads::fib_reference;
 
 /// The servers are started with this `--max-n`.
@@ -76,8 +78,11 @@ fn answer(n: u32) -> String {
     fib_reference(n).expect("n fits").to_string()
 }
 
-fn answers_requests(style: &str) {
-    let server = ServerProcess::start(style, MAX_N);
+fn answers_requests(server: Server) {
+    if !server.available() {
+        return;
+    }
+    let server = ServerProcess::start_server(server, MAX_N);
     let mut client = Client::connect(server.addr());
     for n in [0, 1, 2, 10, 25, MAX_N] {
         assert_eq!(client.ask(n), answer(n), "fib({n})");
@@ -86,8 +91,11 @@ fn answers_requests(style: &str) {
     assert_eq!(client.line(), answer(12), "CRLF request");
 }
 
-fn answers_pipelined_requests_in_order(style: &str) {
-    let server = ServerProcess::start(style, MAX_N);
+fn answers_pipelined_requests_in_order(server: Server) {
+    if !server.available() {
+        return;
+    }
+    let server = ServerProcess::start_server(server, MAX_N);
     let mut client = Client::connect(server.addr());
     let burst: String = (0..=MAX_N)
         .rev()
@@ -100,8 +108,11 @@ fn answers_pipelined_requests_in_order(style: &str) {
     }
 }
 
-fn joins_a_request_split_across_writes(style: &str) {
-    let server = ServerProcess::start(style, MAX_N);
+fn joins_a_request_split_across_writes(server: Server) {
+    if !server.available() {
+        return;
+    }
+    let server = ServerProcess::start_server(server, MAX_N);
     let mut client = Client::connect(server.addr());
     for piece in [&b"2"[..], b"1", b"\r", b"\n"] {
         client.send(piece);
@@ -110,8 +121,11 @@ fn joins_a_request_split_across_writes(style: &str) {
     assert_eq!(client.line(), answer(21));
 }
 
-fn answers_bad_lines_and_keeps_the_connection(style: &str) {
-    let server = ServerProcess::start(style, MAX_N);
+fn answers_bad_lines_and_keeps_the_connection(server: Server) {
+    if !server.available() {
+        return;
+    }
+    let server = ServerProcess::start_server(server, MAX_N);
     let mut client = Client::connect(server.addr());
     let bad_lines: [&[u8]; 10] = [
         b"abc",
@@ -136,8 +150,11 @@ fn answers_bad_lines_and_keeps_the_connection(style: &str) {
     }
 }
 
-fn closes_after_a_line_too_long(style: &str) {
-    let server = ServerProcess::start(style, MAX_N);
+fn closes_after_a_line_too_long(server: Server) {
+    if !server.available() {
+        return;
+    }
+    let server = ServerProcess::start_server(server, MAX_N);
     let mut client = Client::connect(server.addr());
     assert_eq!(client.ask(3), answer(3));
     client.send(&[b'1'; 65]);
@@ -147,8 +164,11 @@ fn closes_after_a_line_too_long(style: &str) {
     assert_eq!(Client::connect(server.addr()).ask(9), answer(9));
 }
 
-fn survives_a_storm_of_abrupt_disconnects(style: &str) {
-    let server = ServerProcess::start(style, MAX_N);
+fn survives_a_storm_of_abrupt_disconnects(server: Server) {
+    if !server.available() {
+        return;
+    }
+    let server = ServerProcess::start_server(server, MAX_N);
     for round in 0..60 {
         let mut stream = TcpStream::connect(server.addr()).expect("connect");
         match round % 4 {
@@ -170,8 +190,11 @@ fn survives_a_storm_of_abrupt_disconnects(style: &str) {
     assert_eq!(client.ask(22), answer(22), "served after the storm");
 }
 
-fn serves_others_while_a_client_idles_mid_request(style: &str) {
-    let server = ServerProcess::start(style, MAX_N);
+fn serves_others_while_a_client_idles_mid_request(server: Server) {
+    if !server.available() {
+        return;
+    }
+    let server = ServerProcess::start_server(server, MAX_N);
     let mut idle = Client::connect(server.addr());
     idle.send(b"1");
     let mut other = Client::connect(server.addr());
@@ -191,8 +214,11 @@ fn serves_others_while_a_client_idles_mid_request(style: &str) {
 /// The iterative server is exempt from the test above, by design: it serves one
 /// connection to the end before accepting the next. This checks that documented
 /// behaviour, so it cannot change unnoticed.
-fn serves_one_client_at_a_time(style: &str) {
-    let server = ServerProcess::start(style, MAX_N);
+fn serves_one_client_at_a_time(server: Server) {
+    if !server.available() {
+        return;
+    }
+    let server = ServerProcess::start_server(server, MAX_N);
     let mut first = Client::connect(server.addr());
     assert_eq!(first.ask(4), answer(4));
     let mut second = Client::connect(server.addr());
@@ -220,8 +246,11 @@ fn serves_one_client_at_a_time(style: &str) {
     );
 }
 
-fn serves_many_concurrent_clients(style: &str) {
-    let server = ServerProcess::start(style, MAX_N);
+fn serves_many_concurrent_clients(server: Server) {
+    if !server.available() {
+        return;
+    }
+    let server = ServerProcess::start_server(server, MAX_N);
     let addr = server.addr();
     let clients: Vec<_> = (0..40)
         .map(|client_idx| {
@@ -239,8 +268,11 @@ fn serves_many_concurrent_clients(style: &str) {
     }
 }
 
-fn stops_on_sigterm_leaving_no_process(style: &str) {
-    let mut server = ServerProcess::start(style, MAX_N);
+fn stops_on_sigterm_leaving_no_process(server: Server) {
+    if !server.available() {
+        return;
+    }
+    let mut server = ServerProcess::start_server(server, MAX_N);
     // A connected client and a request in flight must not hold the server up.
     let mut client = Client::connect(server.addr());
     assert_eq!(client.ask(10), answer(10));
@@ -260,80 +292,111 @@ fn stops_on_sigterm_leaving_no_process(style: &str) {
     }
 }
 
+fn a_killed_server_leaves_no_process(server: Server) {
+    if !server.available() {
+        return;
+    }
+    let mut server = ServerProcess::start_server(server, MAX_N);
+    let mut client = Client::connect(server.addr());
+    assert_eq!(client.ask(20), answer(20));
+    let children = common::child_pids(server.pid());
+    // No SIGTERM, no clean-up: worker processes must notice on their own.
+    server.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for child in children {
+        while common::process_running(child) {
+            assert!(
+                Instant::now() < deadline,
+                "child {child} outlived its killed server"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 macro_rules! protocol_conformance {
-    ($($module:ident => $style:literal, idle: $idle:ident;)*) => {
+    ($($module:ident => $server:expr, idle: $idle:ident;)*) => {
         $(
             mod $module {
-
+                use super::Server;
 
                 #[test]
                 fn answers_requests() {
-                    super::answers_requests($style);
+                    super::answers_requests($server);
                 }
 
                 #[test]
                 fn answers_pipelined_requests_in_order() {
-                    super::answers_pipelined_requests_in_order($style);
+                    super::answers_pipelined_requests_in_order($server);
                 }
 
                 #[test]
                 fn joins_a_request_split_across_writes() {
-                    super::joins_a_request_split_across_writes($style);
+                    super::joins_a_request_split_across_writes($server);
                 }
 
                 #[test]
                 fn answers_bad_lines_and_keeps_the_connection() {
-                    super::answers_bad_lines_and_keeps_the_connection($style);
+                    super::answers_bad_lines_and_keeps_the_connection($server);
                 }
 
                 #[test]
                 fn closes_after_a_line_too_long() {
-                    super::closes_after_a_line_too_long($style);
+                    super::closes_after_a_line_too_long($server);
                 }
 
                 #[test]
                 fn survives_a_storm_of_abrupt_disconnects() {
-                    super::survives_a_storm_of_abrupt_disconnects($style);
+                    super::survives_a_storm_of_abrupt_disconnects($server);
                 }
 
                 #[test]
                 fn $idle() {
-                    super::$idle($style);
+                    super::$idle($server);
                 }
 
                 #[test]
                 fn serves_many_concurrent_clients() {
-                    super::serves_many_concurrent_clients($style);
+                    super::serves_many_concurrent_clients($server);
                 }
 
                 #[test]
                 fn stops_on_sigterm_leaving_no_process() {
-                    super::stops_on_sigterm_leaving_no_process($style);
+                    super::stops_on_sigterm_leaving_no_process($server);
+                }
+
+                #[test]
+                fn a_killed_server_leaves_no_process() {
+                    super::a_killed_server_leaves_no_process($server);
                 }
             }
         )*
 
         /// Every server the macro stamped tests out for, in order.
-        const TESTED_SERVERS: &[&str] = &[$($style),*];
+        const TESTED_SERVERS: &[Server] = &[$($server),*];
     };
 }
 
 protocol_conformance! {
-    seq => "seq", idle: serves_one_client_at_a_time;
-    threads => "threads", idle: serves_others_while_a_client_idles_mid_request;
-    pool => "pool", idle: serves_others_while_a_client_idles_mid_request;
-    process => "process", idle: serves_others_while_a_client_idles_mid_request;
-    evloop => "evloop", idle: serves_others_while_a_client_idles_mid_request;
-    evloop_offload => "evloop-offload", idle: serves_others_while_a_client_idles_mid_request;
-    rayon => "rayon", idle: serves_others_while_a_client_idles_mid_request;
-    crossbeam => "crossbeam", idle: serves_others_while_a_client_idles_mid_request;
-    tokio => "tokio", idle: serves_others_while_a_client_idles_mid_request;
-    tokio_current => "tokio-current", idle: serves_others_while_a_client_idles_mid_request;
-    tokio_offload => "tokio-offload", idle: serves_others_while_a_client_idles_mid_request;
-    async_std => "async-std", idle: serves_others_while_a_client_idles_mid_request;
-    async_std_offload => "async-std-offload", idle: serves_others_while_a_client_idles_mid_request;
-    smol => "smol", idle: serves_others_while_a_client_idles_mid_request;
-    smol_offload => "smol-offload", idle: serves_others_while_a_client_idles_mid_request;
+    seq => Server::Style("seq"), idle: serves_one_client_at_a_time;
+    threads => Server::Style("threads"), idle: serves_others_while_a_client_idles_mid_request;
+    pool => Server::Style("pool"), idle: serves_others_while_a_client_idles_mid_request;
+    process => Server::Style("process"), idle: serves_others_while_a_client_idles_mid_request;
+    evloop => Server::Style("evloop"), idle: serves_others_while_a_client_idles_mid_request;
+    evloop_offload => Server::Style("evloop-offload"), idle: serves_others_while_a_client_idles_mid_request;
+    rayon => Server::Style("rayon"), idle: serves_others_while_a_client_idles_mid_request;
+    crossbeam => Server::Style("crossbeam"), idle: serves_others_while_a_client_idles_mid_request;
+    tokio => Server::Style("tokio"), idle: serves_others_while_a_client_idles_mid_request;
+    tokio_current => Server::Style("tokio-current"), idle: serves_others_while_a_client_idles_mid_request;
+    tokio_offload => Server::Style("tokio-offload"), idle: serves_others_while_a_client_idles_mid_request;
+    async_std => Server::Style("async-std"), idle: serves_others_while_a_client_idles_mid_request;
+    async_std_offload => Server::Style("async-std-offload"), idle: serves_others_while_a_client_idles_mid_request;
+    smol => Server::Style("smol"), idle: serves_others_while_a_client_idles_mid_request;
+    smol_offload => Server::Style("smol-offload"), idle: serves_others_while_a_client_idles_mid_request;
+    python_threads => Server::Python("threads"), idle: serves_others_while_a_client_idles_mid_request;
+    python_processpool => Server::Python("processpool"), idle: serves_others_while_a_client_idles_mid_request;
+    python_asyncio_inline => Server::Python("asyncio_inline"), idle: serves_others_while_a_client_idles_mid_request;
+    python_asyncio_offload => Server::Python("asyncio_offload"), idle: serves_others_while_a_client_idles_mid_request;
 }
 
 #[test]
@@ -345,8 +408,42 @@ fn every_server_in_the_catalog_is_tested() {
         })
         .map(|entry| entry.name)
         .collect();
+    let tested: Vec<&str> = TESTED_SERVERS
+        .iter()
+        .filter_map(|server| match server {
+            Server::Style(style) => Some(*style),
+            Server::Python(_) => None,
+        })
+        .collect();
     assert_eq!(
-        servers, TESTED_SERVERS,
+        servers, tested,
         "add the new server to protocol_conformance!"
+    );
+}
+
+#[test]
+fn every_python_peer_is_tested() {
+    let peers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/python");
+    let mut scripts: Vec<String> = std::fs::read_dir(&peers)
+        .expect("peers/python")
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            let script = name.strip_suffix(".py")?.to_owned();
+            // fibproto.py is the peers' shared module, not a server.
+            (script != "fibproto").then_some(script)
+        })
+        .collect();
+    scripts.sort();
+    let mut tested: Vec<String> = TESTED_SERVERS
+        .iter()
+        .filter_map(|server| match server {
+            Server::Python(script) => Some((*script).to_owned()),
+            Server::Style(_) => None,
+        })
+        .collect();
+    tested.sort();
+    assert_eq!(
+        scripts, tested,
+        "add the new Python peer to protocol_conformance!"
     );
 }

@@ -3,6 +3,7 @@
 pub(crate) mod list;
 pub(crate) mod load;
 mod progress;
+pub(crate) mod regress;
 pub(crate) mod report;
 pub(crate) mod scenario;
 pub(crate) mod serve;
@@ -40,3 +41,26 @@ pub(crate) fn format_micros(micros: u64) -> String {
         _ => format!("{:.2}s", micros as f64 / 1e6),
     }
 }
+
+/// An error that ends the process with its own exit code: 2 for input the user must
+/// fix, 1 for a failed check.
+#[derive(Debug)]
+pub(crate) struct Exit {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+}
+
+impl Exit {
+    /// Unusable input (a missing baseline, say): exit code 2.
+    pub(crate) fn usage(message: String) -> Self {
+        Self { code: 2, message }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}

@@ -85,6 +85,13 @@ struct BeazleyArgs {
     /// Worker threads or processes of every server [default: $CONCBENCH_WORKERS, else the available cores].
     #[arg(long)]
     workers: Option<NonZeroUsize>,
+    /// Servers in other languages measured beside the styles [default: python when
+    /// python3 is on PATH]: the seed's own servers, run by python3.
+    #[arg(long, value_enum)]
+    peers: Option<Peers>,
+    /// Where the Python peers live [default: peers/python of this checkout].
+    #[arg(long)]
+    peers_dir: Option<PathBuf>,
     /// Skip the redis-server `PING` ceiling even when redis-server is on PATH.
     #[arg(long)]
     no_redis: bool,
@@ -119,6 +126,67 @@ fn kill_children_on_signal(registry: &ChildRegistry) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Peer servers written in other languages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Peers {
+    /// The seed's servers in Python (peers/python): threads, processpool, asyncio.
+    Python,
+    /// Rust styles only.
+    None,
+}
+
+/// The Python peers, as (row name, script) pairs, in table order.
+const PYTHON_PEERS: [(&str, &str); 4] = [
+    ("python-threads", "threads.py"),
+    ("python-processpool", "processpool.py"),
+    ("python-asyncio", "asyncio_inline.py"),
+    ("python-asyncio-offload", "asyncio_offload.py"),
+];
+
+/// Where this checkout keeps the Python peers.
+const PYTHON_PEERS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/python");
+
+/// What happened to the Python peer rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PythonPeers {
+    Measured,
+    NotFound,
+    Skipped,
+}
+
+fn python_contenders(
+    dir: &Path,
+    python: &Path,
+    max_n: u32,
+    workers: NonZeroUsize,
+) -> Vec<Contender> {
+    PYTHON_PEERS
+        .iter()
+        .map(|(name, script)| {
+            let mut args = vec![dir.join(script).into_os_string()];
+            let options = [
+                "--addr",
+                "127.0.0.1:0",
+                "--max-n",
+                &max_n.to_string(),
+                "--workers",
+                &workers.to_string(),
+            ];
+            args.extend(options.iter().map(OsString::from));
+            Contender {
+                command: ServerCommand {
+                    name: (*name).to_owned(),
+                    program: python.to_path_buf(),
+                    args,
+                    ready: ReadyBy::ListeningLine,
+                },
+                language: "python".into(),
+                protocol: Protocol::Fib,
+            }
+        })
+        .collect()
+}
+
 fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<()> {
     if args.connections.is_empty() || args.connections.contains(&0) {
         bail!("--connections needs positive counts");
@@ -142,6 +210,26 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
         .iter()
         .map(|style| rust_contender(&concbench, style, max_n, workers))
         .collect();
+    let peers_dir = args
+        .peers_dir
+        .clone()
+        .unwrap_or_else(|| PYTHON_PEERS_DIR.into());
+    let python = match args.peers {
+        Some(Peers::None) => PythonPeers::Skipped,
+        requested => match find_on_path("python3") {
+            Some(python) if peers_dir.is_dir() => {
+                contenders.extend(python_contenders(&peers_dir, &python, max_n, workers));
+                PythonPeers::Measured
+            }
+            _ if requested == Some(Peers::Python) => {
+                bail!(
+                    "--peers python needs python3 on PATH and the peers in {}",
+                    peers_dir.display()
+                )
+            }
+            _ => PythonPeers::NotFound,
+        },
+    };
     let redis = if args.no_redis {
         RedisCeiling::Skipped
     } else {
@@ -180,7 +268,7 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
     write!(
         stdout,
         "{}",
-        beazley_table(&config, workers, &outcome, redis)
+        beazley_table(&config, workers, &outcome, redis, python)
     )?;
     stdout.flush()?;
     if let Some(path) = &args.json {
@@ -257,6 +345,7 @@ fn beazley_table(
     workers: NonZeroUsize,
     outcome: &BeazleyOutcome,
     redis: RedisCeiling,
+    python: PythonPeers,
 ) -> String {
     let mut header = vec!["server".to_owned(), "lang".to_owned()];
     for connections in &config.connections {
@@ -341,6 +430,11 @@ fn beazley_table(
         RedisCeiling::Measured => out.push_str("\nredis-server answers PING: the loopback ceiling for one-line request/response through this client.\n"),
         RedisCeiling::NotOnPath => out.push_str("\nredis-server is not on PATH: no loopback ceiling row (install redis-server to add it).\n"),
         RedisCeiling::Skipped => out.push_str("\nredis-server ceiling skipped (--no-redis).\n"),
+    }
+    match python {
+        PythonPeers::Measured => out.push_str("python-* rows: the seed's servers in Python (peers/python), measured by the same client.\n"),
+        PythonPeers::NotFound => out.push_str("python3 or peers/python not found: no Python rows.\n"),
+        PythonPeers::Skipped => {}
     }
     for note in notes {
         out.push_str(&format!("note: {note}\n"));

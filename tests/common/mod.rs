@@ -46,22 +46,77 @@ pub struct ServerProcess {
 /// How long a server may take to print its address.
 const SERVER_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// A server under test: a concbench style, or one of the Python peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// `concbench serve --style <name>`.
+    Style(&'static str),
+    /// `python3 peers/python/<name>.py`.
+    Python(&'static str),
+}
+
+impl Server {
+    /// The command that starts the server on a free loopback port, serving `n <= max_n`
+    /// with [`TEST_WORKERS`] workers.
+    pub fn command(self, max_n: u32) -> std::process::Command {
+        let mut command = match self {
+            Self::Style(style) => {
+                let mut command = std::process::Command::new(concbench_binary());
+                command.args(["serve", "--style", style]);
+                command
+            }
+            Self::Python(script) => {
+                let mut command = std::process::Command::new("python3");
+                command.arg(format!(
+                    "{}/peers/python/{script}.py",
+                    env!("CARGO_MANIFEST_DIR")
+                ));
+                command
+            }
+        };
+        command
+            .args(["--addr", "127.0.0.1:0", "--max-n", &max_n.to_string()])
+            .args(["--workers", &TEST_WORKERS.to_string()]);
+        command
+    }
+
+    /// Whether the server can run here: Python peers need `python3` on `PATH`. Says why
+    /// not, in the test log, when it cannot.
+    pub fn available(self) -> bool {
+        match self {
+            Self::Style(_) => true,
+            Self::Python(script) => {
+                let found = std::process::Command::new("python3")
+                    .arg("--version")
+                    .output()
+                    .is_ok_and(|output| output.status.success());
+                if !found {
+                    eprintln!(
+                        "skipped: python3 is not on PATH, so the Python peer {script} cannot run"
+                    );
+                }
+                found
+            }
+        }
+    }
+}
+
 impl ServerProcess {
-    /// Starts `style`'s server on a free loopback port, serving `n <= max_n`, with
-    /// [`TEST_WORKERS`] workers, and waits for its `listening on ADDR` line.
-    pub fn start(style: &str, max_n: u32) -> Self {
+    /// Starts the style's server; see [`ServerProcess::start_server`].
+    pub fn start(style: &'static str, max_n: u32) -> Self {
+        Self::start_server(Server::Style(style), max_n)
+    }
+
+    /// Starts `server` on a free loopback port, serving `n <= max_n`, and waits for its
+    /// `listening on ADDR` line.
+    pub fn start_server(server: Server, max_n: u32) -> Self {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(concbench_binary())
-            .args(["serve", "--style", style, "--addr", "127.0.0.1:0"])
-            .args([
-                "--max-n",
-                &max_n.to_string(),
-                "--workers",
-                &TEST_WORKERS.to_string(),
-            ])
+        let style = format!("{server:?}");
+        let mut child = server
+            .command(max_n)
             .stdout(std::process::Stdio::piped())
             .spawn()
-            .expect("start concbench serve");
+            .unwrap_or_else(|error| panic!("{style}: cannot start: {error}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let (line_sender, line_receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -93,6 +148,12 @@ impl ServerProcess {
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Kills the server outright (SIGKILL, no chance to clean up) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM and waits up to `timeout` for the server to exit; returns its exit
@@ -137,6 +198,18 @@ pub fn child_pids(parent: u32) -> Vec<u32> {
 /// Whether a process with this id exists (alive or zombie).
 pub fn process_exists(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Whether a process with this id is running: it exists and is not a zombie (an orphan
+/// that has exited waits as a zombie until init reaps it).
+pub fn process_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            stat.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .is_some_and(|zombie| !zombie)
 }
 
 fn parent_of(pid: u32) -> Option<u32> {

@@ -56,8 +56,9 @@ pub struct Change {
     pub benchmark: Benchmark,
     /// Relative change of the median time.
     pub median: Estimate,
-    /// The baseline's median time, ns (from `<baseline>/estimates.json`).
-    pub baseline_median: Option<f64>,
+    /// The baseline's median time, ns, with its interval (from
+    /// `<baseline>/estimates.json`), when criterion kept it.
+    pub baseline_median: Option<Estimate>,
 }
 
 impl Benchmark {
@@ -141,11 +142,7 @@ pub fn read_changes(criterion_dir: &Path, baseline: &str) -> Result<Vec<Change>,
         let change: EstimatesFile = parse(&change_file)?;
         let baseline_file = directory.join(baseline).join("estimates.json");
         let baseline_median = if baseline_file.is_file() {
-            Some(
-                parse::<EstimatesFile>(&baseline_file)?
-                    .median
-                    .point_estimate,
-            )
+            Some(parse::<EstimatesFile>(&baseline_file)?.median.into())
         } else {
             None
         };

@@ -1,0 +1,353 @@
+//! The CI regression gate behind `concbench regress`.
+//!
+//! criterion compares a run with a saved baseline but always exits 0. This crate turns
+//! its comparison into a verdict per benchmark and a table for a pull request:
+//!
+//! - [`Mode::Change`] reads criterion's own change estimate (relative change of the
+//!   median, with its 95 % confidence interval): *regressed* only when the whole
+//!   interval lies above `+threshold`, *improved* when it lies wholly below
+//!   `-threshold`, *unchanged* otherwise. Right when the baseline and the new run come
+//!   from comparable machines, run close together.
+//! - [`Mode::Ratio`] compares, in each run, every benchmark's median with the
+//!   reference style's median in the same group and parameter, and gates on how that
+//!   ratio moved. A machine that is uniformly slower (a noisy shared runner, another
+//!   CPU) moves every time but not the ratios, so this mode holds where absolute times
+//!   drift; it cannot see a change that slows every style alike, the reference included.
+//!
+//! Interval arithmetic is conservative: a ratio's interval spans the worst combination
+//! of its two medians' intervals, so noise widens it rather than flagging it.
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::Path;
+
+use report::criterion::{self, Change, Estimate};
+
+/// Why the gate could not judge.
+#[derive(Debug, thiserror::Error)]
+pub enum RegressError {
+    /// No benchmark has the named baseline saved.
+    #[error(
+        "no baseline `{baseline}` in {criterion_dir}: run `cargo bench -- --save-baseline {baseline}` on the base commit first"
+    )]
+    NoBaseline {
+        /// The baseline's name.
+        baseline: String,
+        /// Where it was looked for.
+        criterion_dir: String,
+    },
+    /// The baseline exists but no run was compared with it.
+    #[error(
+        "no comparison with baseline `{baseline}` in {criterion_dir}: run `cargo bench -- --baseline {baseline}` on the change"
+    )]
+    NoChange {
+        /// The baseline's name.
+        baseline: String,
+        /// Where it was looked for.
+        criterion_dir: String,
+    },
+    /// The reference style of ratio mode was not measured.
+    #[error(
+        "ratio mode needs the reference style `{0}` in every compared group, and it ran in none"
+    )]
+    NoReference(String),
+    /// criterion's files could not be read.
+    #[error(transparent)]
+    Read(#[from] report::ReportError),
+}
+
+/// What the gate compares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// criterion's change estimate of each benchmark's median.
+    Change,
+    /// Each benchmark's median relative to this reference style's, in the same run.
+    Ratio {
+        /// The reference style (`seq`).
+        reference: String,
+    },
+}
+
+/// A benchmark's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    /// The whole interval lies above `+threshold`.
+    Regressed,
+    /// The whole interval lies below `-threshold`.
+    Improved,
+    /// Anything else: within the threshold, or not confirmed by the interval.
+    Unchanged,
+}
+
+impl Verdict {
+    /// The verdict as the table shows it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Regressed => "**regressed**",
+            Self::Improved => "improved",
+            Self::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// One benchmark's comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// `group/style/parameter`.
+    pub id: String,
+    /// The baseline's median time (change mode) or ratio (ratio mode).
+    pub baseline: Option<f64>,
+    /// The new median time (change mode) or ratio (ratio mode).
+    pub new: f64,
+    /// The relative change, `+0.30` for 30 % slower, with its interval.
+    pub change: Estimate,
+    /// The verdict against the threshold.
+    pub verdict: Verdict,
+}
+
+/// The gate's result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// How the benchmarks were compared.
+    pub mode: Mode,
+    /// The threshold, as a fraction (`0.05` for 5 %).
+    pub threshold: f64,
+    /// Every comparison, regressions first.
+    pub comparisons: Vec<Comparison>,
+}
+
+impl Outcome {
+    /// Whether any benchmark regressed: the gate fails.
+    pub fn regressed(&self) -> bool {
+        self.comparisons
+            .iter()
+            .any(|comparison| comparison.verdict == Verdict::Regressed)
+    }
+
+    /// The table for a pull-request comment.
+    pub fn markdown(&self) -> String {
+        let counts = |verdict| {
+            self.comparisons
+                .iter()
+                .filter(|comparison| comparison.verdict == verdict)
+                .count()
+        };
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "**{}** — {} regressed, {} improved, {} unchanged (threshold ±{:.1} %, {}).\n",
+            if self.regressed() {
+                "Regression"
+            } else {
+                "No regression"
+            },
+            counts(Verdict::Regressed),
+            counts(Verdict::Improved),
+            counts(Verdict::Unchanged),
+            self.threshold * 100.0,
+            match &self.mode {
+                Mode::Change => "criterion's change estimates, 95 % intervals".to_owned(),
+                Mode::Ratio { reference } => format!("ratios to `{reference}` within each run"),
+            }
+        );
+        let (baseline, new) = match self.mode {
+            Mode::Change => ("baseline", "new"),
+            Mode::Ratio { .. } => ("baseline ratio", "new ratio"),
+        };
+        let _ = writeln!(
+            out,
+            "| benchmark | {baseline} | {new} | change (95 % interval) | verdict |"
+        );
+        out.push_str("|---|---:|---:|---:|---|\n");
+        for comparison in &self.comparisons {
+            let value = |value: f64| match self.mode {
+                Mode::Change => format_nanos(value),
+                Mode::Ratio { .. } => format!("{value:.3}"),
+            };
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {:+.1} % ({:+.1} % … {:+.1} %) | {} |",
+                comparison.id,
+                comparison.baseline.map_or_else(|| "—".to_owned(), value),
+                value(comparison.new),
+                comparison.change.point * 100.0,
+                comparison.change.lower * 100.0,
+                comparison.change.upper * 100.0,
+                comparison.verdict.label(),
+            );
+        }
+        out
+    }
+}
+
+/// Compares what `cargo bench -- --baseline <baseline>` left in `criterion_dir`.
+pub fn compare(
+    criterion_dir: &Path,
+    baseline: &str,
+    mode: &Mode,
+    threshold: f64,
+) -> Result<Outcome, RegressError> {
+    if !criterion::has_baseline(criterion_dir, baseline)? {
+        return Err(RegressError::NoBaseline {
+            baseline: baseline.to_owned(),
+            criterion_dir: criterion_dir.display().to_string(),
+        });
+    }
+    let changes = criterion::read_changes(criterion_dir, baseline)?;
+    if changes.is_empty() {
+        return Err(RegressError::NoChange {
+            baseline: baseline.to_owned(),
+            criterion_dir: criterion_dir.display().to_string(),
+        });
+    }
+    let mut comparisons = match mode {
+        Mode::Change => changes
+            .iter()
+            .map(|change| Comparison {
+                id: change.benchmark.id(),
+                baseline: change.baseline_median.map(|median| median.point),
+                new: change.benchmark.median.point,
+                change: change.median,
+                verdict: classify(&change.median, threshold),
+            })
+            .collect(),
+        Mode::Ratio { reference } => ratio_comparisons(&changes, reference, threshold)?,
+    };
+    comparisons.sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.id.cmp(&b.id)));
+    Ok(Outcome {
+        mode: mode.clone(),
+        threshold,
+        comparisons,
+    })
+}
+
+/// The verdict for a relative change with its interval.
+pub fn classify(change: &Estimate, threshold: f64) -> Verdict {
+    if change.lower > threshold {
+        Verdict::Regressed
+    } else if change.upper < -threshold {
+        Verdict::Improved
+    } else {
+        Verdict::Unchanged
+    }
+}
+
+/// Ratio mode: each benchmark's median over its reference's, in the baseline and in the
+/// new run, and how that ratio moved.
+fn ratio_comparisons(
+    changes: &[Change],
+    reference: &str,
+    threshold: f64,
+) -> Result<Vec<Comparison>, RegressError> {
+    let mut cohorts: BTreeMap<(String, Option<String>), Vec<&Change>> = BTreeMap::new();
+    for change in changes {
+        let benchmark = &change.benchmark;
+        cohorts
+            .entry((benchmark.group.clone(), benchmark.value.clone()))
+            .or_default()
+            .push(change);
+    }
+    let mut comparisons = Vec::new();
+    let mut saw_reference = false;
+    for cohort in cohorts.values() {
+        let Some(reference_change) = cohort
+            .iter()
+            .find(|change| change.benchmark.function == reference)
+        else {
+            continue;
+        };
+        saw_reference = true;
+        let reference_baseline = reference_change.baseline_median;
+        for change in cohort
+            .iter()
+            .filter(|change| change.benchmark.function != reference)
+        {
+            let (Some(own_baseline), Some(reference_baseline)) =
+                (change.baseline_median, reference_baseline)
+            else {
+                continue;
+            };
+            let before = divide(&own_baseline, &reference_baseline);
+            let after = divide(&change.benchmark.median, &reference_change.benchmark.median);
+            let moved = Estimate {
+                point: after.point / before.point - 1.0,
+                lower: after.lower / before.upper - 1.0,
+                upper: after.upper / before.lower - 1.0,
+                confidence: after.confidence,
+            };
+            comparisons.push(Comparison {
+                id: change.benchmark.id(),
+                baseline: Some(before.point),
+                new: after.point,
+                change: moved,
+                verdict: classify(&moved, threshold),
+            });
+        }
+    }
+    if saw_reference {
+        Ok(comparisons)
+    } else {
+        Err(RegressError::NoReference(reference.to_owned()))
+    }
+}
+
+/// `a / b` with the widest interval the two intervals allow.
+fn divide(a: &Estimate, b: &Estimate) -> Estimate {
+    Estimate {
+        point: a.point / b.point,
+        lower: a.lower / b.upper,
+        upper: a.upper / b.lower,
+        confidence: a.confidence.min(b.confidence),
+    }
+}
+
+fn format_nanos(nanos: f64) -> String {
+    report::results::format_nanos(nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn estimate(point: f64, lower: f64, upper: f64) -> Estimate {
+        Estimate {
+            point,
+            lower,
+            upper,
+            confidence: 0.95,
+        }
+    }
+
+    #[test]
+    fn only_a_whole_interval_beyond_the_threshold_counts() {
+        assert_eq!(
+            classify(&estimate(0.30, 0.25, 0.35), 0.05),
+            Verdict::Regressed
+        );
+        assert_eq!(
+            classify(&estimate(0.30, 0.04, 0.55), 0.05),
+            Verdict::Unchanged
+        );
+        assert_eq!(
+            classify(&estimate(-0.30, -0.35, -0.25), 0.05),
+            Verdict::Improved
+        );
+        assert_eq!(
+            classify(&estimate(0.01, -0.02, 0.04), 0.05),
+            Verdict::Unchanged
+        );
+        // On the threshold is not beyond it.
+        assert_eq!(
+            classify(&estimate(0.06, 0.05, 0.07), 0.05),
+            Verdict::Unchanged
+        );
+    }
+
+    #[test]
+    fn ratio_intervals_are_conservative() {
+        let ratio = divide(&estimate(10.0, 9.0, 11.0), &estimate(5.0, 4.0, 6.0));
+        assert_eq!((ratio.point, ratio.lower, ratio.upper), (2.0, 1.5, 2.75));
+    }
+}

@@ -1,0 +1,36 @@
+"""Fib server, a thread per connection, each fib sent to a process pool and waited for.
+
+The seed's server with a ProcessPoolExecutor: a connection's thread submits fib(n) to
+the pool and blocks on the result, so the computation runs in another process, outside
+this one's GIL. A long request no longer starves the short ones, but every request now
+pays for a round trip to a worker process.
+"""
+
+import threading
+
+from fibproto import StopSignal, announce, fib, listen, parse_args, start_pool, stop_pool
+from threads import accept_forever
+
+
+def main():
+    args = parse_args(__doc__)
+    stop = StopSignal()
+    # Started before any thread, so no worker is forked from a threaded process.
+    pool = start_pool(args.workers)
+    try:
+        listener = listen(args.addr)
+        announce(listener)
+
+        def compute(n):
+            return pool.submit(fib, n).result()
+
+        threading.Thread(
+            target=accept_forever, args=(listener, args.max_n, compute), daemon=True
+        ).start()
+        stop.wait()
+    finally:
+        stop_pool(pool)
+
+
+if __name__ == "__main__":
+    main()

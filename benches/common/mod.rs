@@ -37,7 +37,7 @@ pub(crate) fn record_run(suite: &str) {
         command.push_str(&extra.join(" "));
     }
     let workers = StyleConfig::default_workers().map_or(0, |workers| workers.get());
-    let meta = scenarios::RunMeta { command, workers };
+    let meta = scenarios::RunMeta::now(command, workers);
     if let Err(error) = scenarios::save_run(&format!("bench-{suite}"), &meta, None::<&()>) {
         eprintln!("cannot record the bench run: {error}");
     }

@@ -352,6 +352,8 @@ fn beazley_table(
         header.push(format!("c={connections} req/s"));
         header.push(format!("c={connections} p99"));
     }
+    let busiest = config.connections.iter().copied().max().unwrap_or(1);
+    header.push(format!("c={busiest} cpu/req"));
     header.extend(["hog probe p50", "p99", "max", "probe req/s", "hog replies"].map(String::from));
     let mut table = Table::new(header);
     let mut names: Vec<&str> = Vec::new();
@@ -380,6 +382,11 @@ fn beazley_table(
                 None => cells.extend(["—".to_owned(), "—".to_owned()]),
             }
         }
+        let cpu = rows
+            .iter()
+            .find(|row| row.phase == Phase::Throughput && row.connections == busiest)
+            .and_then(|row| row.server_cpu_us);
+        cells.push(cpu.map_or_else(|| "—".to_owned(), |micros| format!("{micros:.1}µs")));
         match rows.iter().find(|row| row.phase == Phase::Hog) {
             Some(row) if row.requests > 0 => {
                 cells.push(super::format_micros(row.p50_us));
@@ -422,7 +429,8 @@ fn beazley_table(
         table.push(cells);
     }
     let mut out = format!(
-        "Beazley scenario: {workers} workers per server, {:?} per phase; hog phase: {} connections looping fib({}) while a probe sends fib(1) at {} req/s (open loop)\n\n",
+        "Beazley scenario: {workers} workers per server, {:?} per phase; hog phase: {} connections looping fib({}) while a probe sends fib(1) at {} req/s (open loop)\n\
+         cpu/req: CPU the server (with its worker processes) spent per reply, from the kernel's accounting\n\n",
         config.duration, config.hogs, config.hog_n, config.probe_rate
     );
     out.push_str(&table.render());
@@ -518,10 +526,7 @@ fn save_last_run(
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
         .join(" ");
-    let meta = scenarios::RunMeta {
-        command,
-        workers: workers.get(),
-    };
+    let meta = scenarios::RunMeta::now(command, workers.get());
     scenarios::save_run(scenario, &meta, Some(&rows)).with_context(|| {
         format!(
             "cannot save the rows in {}",

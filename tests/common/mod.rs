@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests.
 
-#![allow(dead_code, unreachable_pub)] // each test binary uses a different subset
+#![allow(dead_code, unreachable_pub, unused_imports)] // each test binary uses a different subset
 
 use std::num::NonZeroUsize;
 
@@ -184,37 +184,9 @@ impl Drop for ServerProcess {
     }
 }
 
-/// The ids of `parent`'s child processes, from `/proc`.
-pub fn child_pids(parent: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| parent_of(pid) == Some(parent))
-        .collect()
-}
+pub use scenarios::procfs::{child_pids, is_running as process_running};
 
 /// Whether a process with this id exists (alive or zombie).
 pub fn process_exists(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
-}
-
-/// Whether a process with this id is running: it exists and is not a zombie (an orphan
-/// that has exited waits as a zombie until init reaps it).
-pub fn process_running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            stat.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .is_some_and(|zombie| !zombie)
-}
-
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces; the fields after its ')' are fixed.
-    let after_name = stat.rsplit_once(')')?.1;
-    after_name.split_whitespace().nth(1)?.parse().ok()
 }

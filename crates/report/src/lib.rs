@@ -87,7 +87,7 @@ pub struct Loaded {
     pub beazley: Option<Vec<BeazleyRow>>,
     /// The tasks scenario's rows, if it ran.
     pub tasks: Option<Vec<TaskRow>>,
-    /// The runs' own records, in file-name order.
+    /// The runs' own records, in the order they ran.
     pub runs: Vec<RunMeta>,
 }
 
@@ -111,8 +111,10 @@ pub fn load(inputs: &Inputs) -> Result<Loaded, ReportError> {
             .collect();
         metas.sort();
         for path in metas {
-            runs.push(parse_json(&path)?);
+            runs.push(parse_json::<RunMeta>(&path)?);
         }
+        // In the order they ran (records without a time keep their file-name order).
+        runs.sort_by_key(|run| run.recorded_at);
     }
     Ok(Loaded {
         benchmarks: criterion::read_benchmarks(&inputs.criterion_dir)?,

@@ -222,8 +222,8 @@ fn beazley_section(out: &mut String, rows: &[BeazleyRow], files: &[String]) {
         let _ = write!(header, " c={connections} req/s | c={connections} p99 |");
         rule.push_str("---:|---:|");
     }
-    header.push_str(" vs best | hog probe p50 | hog probe p99 | hog probe max | probe req/s |");
-    rule.push_str("---:|---:|---:|---:|---:|");
+    header.push_str(" vs best | server CPU per reply | hog probe p50 | hog probe p99 | hog probe max | probe req/s |");
+    rule.push_str("---:|---:|---:|---:|---:|---:|");
     let _ = writeln!(out, "{header}\n{rule}");
     let mut styles: Vec<&str> = Vec::new();
     for row in rows {
@@ -249,7 +249,11 @@ fn beazley_section(out: &mut String, rows: &[BeazleyRow], files: &[String]) {
             (Some(row), Some(best)) => format!("{:.2}×", row.rps / best),
             _ => "—".to_owned(),
         };
-        let _ = write!(out, " {versus_best} |");
+        let cpu = busiest
+            .and_then(|busiest| rate_at(style, busiest))
+            .and_then(|row| row.server_cpu_us)
+            .map_or_else(|| "—".to_owned(), |micros| format!("{micros:.1} µs"));
+        let _ = write!(out, " {versus_best} | {cpu} |");
         match rows
             .iter()
             .find(|row| row.style == *style && row.phase == Phase::Hog)
@@ -281,6 +285,9 @@ fn beazley_section(out: &mut String, rows: &[BeazleyRow], files: &[String]) {
             best / redis.rps
         );
     }
+    if let Some(busiest) = busiest {
+        language_comparison(out, rows, busiest);
+    }
     if files.iter().any(|file| file == HOG_CHART) {
         let _ = writeln!(out, "![p99 latency idle and with hogs]({HOG_CHART})\n");
     }
@@ -291,6 +298,62 @@ fn beazley_section(out: &mut String, rows: &[BeazleyRow], files: &[String]) {
             "Hog phase: other connections loop `fib({hog_n})` while the probe sends `fib(1)` at a fixed rate; \
              probe latency counts from each request's due time.\n"
         );
+    }
+}
+
+/// Best Rust server against best server of each other language under test: by rate, and
+/// by server CPU per reply (which still tells them apart when the client sets the rate).
+fn language_comparison(out: &mut String, rows: &[BeazleyRow], busiest: usize) {
+    let at_busiest = |language: &str| -> Vec<&BeazleyRow> {
+        rows.iter()
+            .filter(|row| {
+                row.language == language
+                    && row.phase == Phase::Throughput
+                    && row.connections == busiest
+            })
+            .collect()
+    };
+    let best_rate = |language: &str| {
+        at_busiest(language)
+            .into_iter()
+            .max_by(|a, b| a.rps.total_cmp(&b.rps))
+            .map(|row| (row.style.clone(), row.rps))
+    };
+    let least_cpu = |language: &str| {
+        at_busiest(language)
+            .into_iter()
+            .filter_map(|row| row.server_cpu_us.map(|micros| (row.style.clone(), micros)))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+    };
+    let mut languages: Vec<&str> = rows
+        .iter()
+        .map(|row| row.language.as_str())
+        .filter(|language| *language != "rust" && *language != "c")
+        .collect();
+    languages.sort_unstable();
+    languages.dedup();
+    for language in languages {
+        if let (Some((rust, rust_rate)), Some((other, other_rate))) =
+            (best_rate("rust"), best_rate(language))
+        {
+            let _ = writeln!(
+                out,
+                "Best Rust server (`{rust}`) / best {language} server (`{other}`) at {busiest} connections: \
+                 **{:.2}×** the rate.",
+                rust_rate / other_rate
+            );
+        }
+        if let (Some((rust, rust_cpu)), Some((other, other_cpu))) =
+            (least_cpu("rust"), least_cpu(language))
+        {
+            let _ = writeln!(
+                out,
+                "Least server CPU per reply: `{rust}` {rust_cpu:.1} µs, `{other}` {other_cpu:.1} µs: \
+                 **{:.1}×** less in Rust.",
+                other_cpu / rust_cpu
+            );
+        }
+        out.push('\n');
     }
 }
 

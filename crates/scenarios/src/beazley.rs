@@ -170,13 +170,11 @@ fn measure(
     load(busiest, &request, config.warm_up, None)?;
     for &connections in &config.connections {
         step(&format!("throughput, {connections} connections"));
+        let cpu_before = server.cpu_time();
         let report = load(connections, &request, config.duration, None)?;
-        rows.push(BeazleyRow::from_report(
-            name,
-            language,
-            Phase::Throughput,
-            &report,
-        ));
+        let mut row = BeazleyRow::from_report(name, language, Phase::Throughput, &report);
+        row.server_cpu_us = cpu_per_reply(cpu_before, server.cpu_time(), report.requests);
+        rows.push(row);
     }
     if contender.protocol == Protocol::Fib {
         step(&format!(
@@ -196,6 +194,12 @@ fn measure(
         });
     }
     Ok(())
+}
+
+/// CPU µs per reply between two readings of a server's CPU time.
+fn cpu_per_reply(before: Option<Duration>, after: Option<Duration>, replies: u64) -> Option<f64> {
+    let spent = after?.checked_sub(before?)?;
+    (replies > 0).then(|| spent.as_secs_f64() * 1e6 / replies as f64)
 }
 
 /// Runs the hogs in the background and the probe in the foreground; returns the probe's

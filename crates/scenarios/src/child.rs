@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::ScenarioError;
+use crate::{ScenarioError, procfs};
 
 /// How to start a server, and how to know it is ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +166,23 @@ impl ServerChild {
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// CPU time the server and its descendants (pool workers) have used so far, user
+    /// and system, from the kernel's accounting; `None` where `/proc` cannot say.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let ticks_per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()?;
+        let mut ticks = 0u64;
+        let mut pending = vec![self.child.id()];
+        while let Some(pid) = pending.pop() {
+            ticks += procfs::cpu_ticks(pid).unwrap_or(0);
+            pending.extend(procfs::child_pids(pid));
+        }
+        Some(Duration::from_secs_f64(
+            ticks as f64 / ticks_per_second as f64,
+        ))
     }
 
     /// Sends SIGTERM and waits up to `grace` for the server to exit; kills it if it does

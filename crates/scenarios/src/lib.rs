@@ -15,6 +15,7 @@
 
 pub mod beazley;
 mod child;
+pub mod procfs;
 mod rows;
 pub mod tasks;
 

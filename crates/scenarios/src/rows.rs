@@ -37,6 +37,10 @@ pub struct BeazleyRow {
     pub errors: u64,
     /// Requests that failed, timed out or were never answered.
     pub failed: u64,
+    /// CPU time the server (and its worker processes) spent per reply during the phase,
+    /// µs: what a request costs the server, even when the client sets the rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpu_us: Option<f64>,
     /// Hog phase: the `n` the hog connections loop on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hog_n: Option<u32>,
@@ -65,6 +69,7 @@ impl BeazleyRow {
             requests: report.requests,
             errors: report.errors + report.wrong,
             failed: report.failed + report.timed_out + report.unanswered,
+            server_cpu_us: None,
             hog_n: None,
             hog_requests: None,
         }
@@ -105,4 +110,22 @@ pub struct RunMeta {
     pub command: String,
     /// The worker count every style got.
     pub workers: usize,
+    /// When the run was recorded, seconds since the Unix epoch; orders a report's
+    /// "how produced" list (0 when unknown).
+    #[serde(default)]
+    pub recorded_at: u64,
+}
+
+impl RunMeta {
+    /// A record of `command`, run with `workers` workers, made now.
+    pub fn now(command: String, workers: usize) -> Self {
+        let recorded_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        Self {
+            command,
+            workers,
+            recorded_at,
+        }
+    }
 }

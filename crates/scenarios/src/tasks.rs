@@ -21,6 +21,7 @@ use workloads::tasks::{self, UnitKind, memory};
 use workloads::{Style, StyleError};
 
 use crate::child::ChildRegistry;
+use crate::procfs;
 use crate::rows::TaskRow;
 
 /// What one probe measured, printed by the probe as one line of JSON.
@@ -92,7 +93,7 @@ struct ChildrenSample {
 fn sample_children(peak: &Mutex<ChildrenSample>, done: &AtomicBool) {
     let me = std::process::id();
     while !done.load(Ordering::Relaxed) {
-        let sizes: Vec<u64> = child_pids(me)
+        let sizes: Vec<u64> = procfs::child_pids(me)
             .into_iter()
             .filter_map(memory::private_resident_bytes)
             .collect();
@@ -107,28 +108,6 @@ fn sample_children(peak: &Mutex<ChildrenSample>, done: &AtomicBool) {
         }
         thread::sleep(Duration::from_millis(2));
     }
-}
-
-fn child_pids(parent: u32) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    stat.rsplit_once(')')?
-                        .1
-                        .split_whitespace()
-                        .nth(1)?
-                        .parse::<u32>()
-                        .ok()
-                })
-                == Some(parent)
-        })
-        .collect()
 }
 
 /// A style to measure.

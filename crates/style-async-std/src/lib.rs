@@ -49,7 +49,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
 pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
     name: "async-std-offload",
     summary: "async-std's global executor, each request's fib on `task::spawn_blocking`",
-    support: support_offload,
+    support: server::server_variant_support,
     build: build_offload,
     server_model: ServerModel::Concurrent,
     unit: UnitKind::Task,
@@ -65,18 +65,6 @@ fn support_executor(workload: Workload) -> Support {
         | Workload::Sleepers
         | Workload::Throughput
         | Workload::HogLatency => Support::Runs,
-    }
-}
-
-fn support_offload(workload: Workload) -> Support {
-    match workload {
-        Workload::FibBatch
-        | Workload::FibSkewed
-        | Workload::FibForkJoin
-        | Workload::Spawn
-        | Workload::PingPong
-        | Workload::Sleepers => Support::NotApplicable(SERVER_VARIANT),
-        Workload::Throughput | Workload::HogLatency => Support::Runs,
     }
 }
 

@@ -52,7 +52,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
 pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
     name: "evloop-offload",
     summary: "hand-built `epoll` loop, each request's fib on a blocking pool, answers back through an eventfd",
-    support: support_offload,
+    support: workloads::server::server_variant_support,
     build: build_offload,
     server_model: ServerModel::Concurrent,
     unit: UnitKind::Task,
@@ -68,18 +68,6 @@ fn support_loop(workload: Workload) -> Support {
         | Workload::Sleepers
         | Workload::Throughput
         | Workload::HogLatency => Support::Runs,
-    }
-}
-
-fn support_offload(workload: Workload) -> Support {
-    match workload {
-        Workload::FibBatch
-        | Workload::FibSkewed
-        | Workload::FibForkJoin
-        | Workload::Spawn
-        | Workload::PingPong
-        | Workload::Sleepers => Support::NotApplicable(SERVER_VARIANT),
-        Workload::Throughput | Workload::HogLatency => Support::Runs,
     }
 }
 
@@ -127,6 +115,39 @@ impl EvLoop {
         receiver
             .recv()
             .map_err(|_| StyleError::WorkerFailed("the event loop dropped the work".into()))
+    }
+
+    /// Runs `callback(i)` for every `i` in `0..n` as one loop callback each, as a loop
+    /// runs any queue of work, and returns the answers in order.
+    fn map_callbacks(
+        &self,
+        n: usize,
+        callback: impl Fn(usize) -> u64 + Send + 'static,
+    ) -> Result<Vec<u64>, StyleError> {
+        self.run_on_loop(move |event_loop, done| {
+            if n == 0 {
+                let _ = done.send(Vec::new());
+                return;
+            }
+            let callback = Rc::new(callback);
+            let answers = Rc::new(RefCell::new(vec![0; n]));
+            let remaining = Rc::new(Cell::new(n));
+            for index in 0..n {
+                let (callback, answers, remaining, done) = (
+                    Rc::clone(&callback),
+                    Rc::clone(&answers),
+                    Rc::clone(&remaining),
+                    done.clone(),
+                );
+                event_loop.call_soon(move |_| {
+                    answers.borrow_mut()[index] = callback(index);
+                    remaining.set(remaining.get() - 1);
+                    if remaining.get() == 0 {
+                        let _ = done.send(answers.take());
+                    }
+                });
+            }
+        })
     }
 }
 
@@ -214,41 +235,6 @@ impl Style for EvLoop {
             self.blocking_pool.clone(),
         )
         .map_err(StyleError::io("starting the event-loop server"))
-    }
-}
-
-impl EvLoop {
-    /// Runs `callback(i)` for every `i` in `0..n` as one loop callback each, as a loop
-    /// runs any queue of work, and returns the answers in order.
-    fn map_callbacks(
-        &self,
-        n: usize,
-        callback: impl Fn(usize) -> u64 + Send + 'static,
-    ) -> Result<Vec<u64>, StyleError> {
-        self.run_on_loop(move |event_loop, done| {
-            if n == 0 {
-                let _ = done.send(Vec::new());
-                return;
-            }
-            let callback = Rc::new(callback);
-            let answers = Rc::new(RefCell::new(vec![0; n]));
-            let remaining = Rc::new(Cell::new(n));
-            for index in 0..n {
-                let (callback, answers, remaining, done) = (
-                    Rc::clone(&callback),
-                    Rc::clone(&answers),
-                    Rc::clone(&remaining),
-                    done.clone(),
-                );
-                event_loop.call_soon(move |_| {
-                    answers.borrow_mut()[index] = callback(index);
-                    remaining.set(remaining.get() - 1);
-                    if remaining.get() == 0 {
-                        let _ = done.send(answers.take());
-                    }
-                });
-            }
-        })
     }
 }
 

@@ -63,7 +63,7 @@ pub const ENTRY_CURRENT: StyleEntry = StyleEntry {
 pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
     name: "tokio-offload",
     summary: "tokio multi-thread runtime, each request's fib on `spawn_blocking`",
-    support: support_offload,
+    support: server::server_variant_support,
     build: build_offload,
     server_model: ServerModel::Concurrent,
     unit: UnitKind::Task,
@@ -79,18 +79,6 @@ fn support_runtime(workload: Workload) -> Support {
         | Workload::Sleepers
         | Workload::Throughput
         | Workload::HogLatency => Support::Runs,
-    }
-}
-
-fn support_offload(workload: Workload) -> Support {
-    match workload {
-        Workload::FibBatch
-        | Workload::FibSkewed
-        | Workload::FibForkJoin
-        | Workload::Spawn
-        | Workload::PingPong
-        | Workload::Sleepers => Support::NotApplicable(SERVER_VARIANT),
-        Workload::Throughput | Workload::HogLatency => Support::Runs,
     }
 }
 

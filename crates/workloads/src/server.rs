@@ -14,6 +14,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use crate::protocol::{Action, DEFAULT_MAX_N, Session};
+use crate::style::{Support, Workload};
 
 /// How a server is configured; the same for every style in one comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +170,20 @@ pub enum Placement {
 
 /// The matrix's reason for an offload variant's CPU and task cells.
 pub const SERVER_VARIANT: &str = "server variant: it only moves each request's fib off the loop; its other numbers are its base style's";
+
+/// The support of every server-only variant: the network workloads run, the others are
+/// [`SERVER_VARIANT`].
+pub fn server_variant_support(workload: Workload) -> Support {
+    match workload {
+        Workload::FibBatch
+        | Workload::FibSkewed
+        | Workload::FibForkJoin
+        | Workload::Spawn
+        | Workload::PingPong
+        | Workload::Sleepers => Support::NotApplicable(SERVER_VARIANT),
+        Workload::Throughput | Workload::HogLatency => Support::Runs,
+    }
+}
 
 /// Serves one connection of an async server until the client disconnects or sends a
 /// line too long.

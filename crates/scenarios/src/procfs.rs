@@ -1,0 +1,62 @@
+//! The process tree and CPU accounting, as the kernel reports them in `/proc`.
+
+/// The fields of `/proc/<pid>/stat` after the command name, which may hold spaces and
+/// parentheses: the first is the state, the second the parent id.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(')')?;
+    Some(after_name.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The parent of process `pid`.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    stat_fields(pid)?.get(1)?.parse().ok()
+}
+
+/// The ids of `parent`'s child processes (live or zombie).
+pub fn child_pids(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| parent_of(pid) == Some(parent))
+        .collect()
+}
+
+/// Whether process `pid` is running: it exists and is not a zombie (an exited orphan
+/// stays a zombie until init reaps it).
+pub fn is_running(pid: u32) -> bool {
+    stat_fields(pid).is_some_and(|fields| fields.first().is_some_and(|state| state != "Z"))
+}
+
+/// `utime + stime` of process `pid`, all its threads, in clock ticks.
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let fields = stat_fields(pid)?;
+    // utime and stime are the 14th and 15th fields of the line, 12th and 13th here.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process_and_its_children() {
+        let me = std::process::id();
+        assert!(is_running(me));
+        assert!(parent_of(me).is_some());
+        assert!(cpu_ticks(me).is_some());
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep");
+        assert!(child_pids(me).contains(&child.id()));
+        assert_eq!(parent_of(child.id()), Some(me));
+        child.kill().expect("kill");
+        child.wait().expect("reap");
+        assert!(!is_running(child.id()));
+    }
+}

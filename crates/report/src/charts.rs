@@ -6,7 +6,7 @@ use plotters::prelude::*;
 use scenarios::{BeazleyRow, Phase, TaskRow};
 
 use crate::ReportError;
-use crate::results::ResultRow;
+use crate::results::{ResultRow, format_nanos};
 
 /// One colour per series, readable on white.
 const PALETTE: [RGBColor; 8] = [
@@ -23,35 +23,38 @@ const PALETTE: [RGBColor; 8] = [
 const WIDTH: u32 = 900;
 const BAR_HEIGHT: u32 = 22;
 
-/// A horizontal bar per (style, parameter) of one criterion group: its ratio to the
-/// group's base, so that longer is faster.
+/// A horizontal bar per (style, parameter) of one criterion group: its median time per
+/// element (per input, unit, message or request, where the group declares elements;
+/// else per iteration) on a log scale, so that styles orders of magnitude apart still
+/// show; each bar is labelled with its ratio to the group's base.
 pub(crate) fn group_chart(
     path: &Path,
     group: &str,
     rows: &[&ResultRow],
     axis_label: &str,
 ) -> Result<(), ReportError> {
-    let bars: Vec<(String, f64, usize)> = {
-        let mut parameters: Vec<&str> = Vec::new();
-        rows.iter()
-            .map(|row| {
-                let value = row.benchmark.value.as_deref().unwrap_or("");
-                let series = parameters
-                    .iter()
-                    .position(|known| *known == value)
-                    .unwrap_or_else(|| {
-                        parameters.push(value);
-                        parameters.len() - 1
-                    });
-                let label = if value.is_empty() {
-                    row.benchmark.function.clone()
-                } else {
-                    format!("{} ({value})", row.benchmark.function)
-                };
-                (label, row.ratio, series)
-            })
-            .collect()
-    };
+    let mut parameters: Vec<&str> = Vec::new();
+    let bars: Vec<(String, f64, f64, usize)> = rows
+        .iter()
+        .map(|row| {
+            let value = row.benchmark.value.as_deref().unwrap_or("");
+            let series = parameters
+                .iter()
+                .position(|known| *known == value)
+                .unwrap_or_else(|| {
+                    parameters.push(value);
+                    parameters.len() - 1
+                });
+            let label = if value.is_empty() {
+                row.benchmark.function.clone()
+            } else {
+                format!("{} ({value})", row.benchmark.function)
+            };
+            let per_element =
+                row.benchmark.median.point / row.benchmark.elements.unwrap_or(1).max(1) as f64;
+            (label, per_element.max(1e-3), row.ratio, series)
+        })
+        .collect();
     let height = 90 + BAR_HEIGHT * bars.len() as u32;
     let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
     draw(path, || {
@@ -59,20 +62,21 @@ pub(crate) fn group_chart(
         let max = bars
             .iter()
             .map(|bar| bar.1)
-            .fold(0.0_f64, f64::max)
-            .max(1e-9)
-            * 1.15;
+            .fold(f64::MIN_POSITIVE, f64::max)
+            * 8.0;
+        let min = bars.iter().map(|bar| bar.1).fold(max, f64::min) / 3.0;
         let count = bars.len();
         let mut chart = ChartBuilder::on(&root)
             .caption(group, ("sans-serif", 20))
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(230)
-            .build_cartesian_2d(0.0..max, (0..count).into_segmented())?;
+            .build_cartesian_2d((min..max).log_scale(), (0..count).into_segmented())?;
         chart
             .configure_mesh()
             .disable_y_mesh()
             .x_desc(axis_label)
+            .x_label_formatter(&|nanos| format_nanos(*nanos))
             .y_labels(count)
             .y_label_formatter(&|position| match position {
                 SegmentValue::CenterOf(index) => bars
@@ -81,20 +85,24 @@ pub(crate) fn group_chart(
                 _ => String::new(),
             })
             .draw()?;
-        chart.draw_series(bars.iter().enumerate().map(|(index, (_, ratio, series))| {
-            let color = PALETTE[series % PALETTE.len()];
-            Rectangle::new(
-                [
-                    (0.0, SegmentValue::Exact(index)),
-                    (*ratio, SegmentValue::Exact(index + 1)),
-                ],
-                color.filled(),
-            )
-        }))?;
-        chart.draw_series(bars.iter().enumerate().map(|(index, (_, ratio, _))| {
+        chart.draw_series(
+            bars.iter()
+                .enumerate()
+                .map(|(index, (_, time, _, series))| {
+                    let color = PALETTE[series % PALETTE.len()];
+                    Rectangle::new(
+                        [
+                            (min, SegmentValue::Exact(index)),
+                            (*time, SegmentValue::Exact(index + 1)),
+                        ],
+                        color.filled(),
+                    )
+                }),
+        )?;
+        chart.draw_series(bars.iter().enumerate().map(|(index, (_, time, ratio, _))| {
             Text::new(
-                format!("{ratio:.2}×"),
-                (*ratio, SegmentValue::CenterOf(index)),
+                format!(" {} ({ratio:.2}×)", format_nanos(*time)),
+                (*time, SegmentValue::CenterOf(index)),
                 ("sans-serif", 13),
             )
         }))?;
@@ -131,7 +139,8 @@ pub(crate) fn hog_chart(path: &Path, rows: &[BeazleyRow]) -> Result<(), ReportEr
             .iter()
             .map(|server| server.2.max(server.1))
             .fold(1.0_f64, f64::max)
-            * 3.0;
+            // Room on the right for the legend.
+            * 30.0;
         let min = servers
             .iter()
             .map(|server| server.1.min(server.2))
@@ -180,7 +189,7 @@ pub(crate) fn hog_chart(path: &Path, rows: &[BeazleyRow]) -> Result<(), ReportEr
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .draw()?;

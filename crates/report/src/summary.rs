@@ -48,12 +48,13 @@ pub(crate) fn by_group(rows: &[ResultRow]) -> Vec<(&str, Vec<&ResultRow>)> {
         .collect()
 }
 
-/// The axis label of a group chart.
+/// The axis label of a group chart, which also says what the bar labels' ratios are.
 pub(crate) fn ratio_axis(base: RatioBase, baseline: &str) -> String {
-    match base {
-        RatioBase::Baseline => format!("speed relative to {baseline} (longer is faster)"),
-        RatioBase::Best => "speed relative to the fastest (longer is faster)".to_owned(),
-    }
+    let ratio = match base {
+        RatioBase::Baseline => format!("× = speed relative to {baseline}"),
+        RatioBase::Best => "× = speed relative to the fastest".to_owned(),
+    };
+    format!("median time per element, log scale (shorter is faster); {ratio}")
 }
 
 pub(crate) fn write_csv(path: &Path, rows: &[ResultRow]) -> Result<(), ReportError> {

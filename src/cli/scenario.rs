@@ -182,6 +182,7 @@ fn python_contenders(
                 },
                 language: "python".into(),
                 protocol: Protocol::Fib,
+                redis_benchmark: None,
             }
         })
         .collect()
@@ -302,10 +303,12 @@ fn rust_contender(concbench: &Path, style: &str, max_n: u32, workers: NonZeroUsi
         },
         language: "rust".into(),
         protocol: Protocol::Fib,
+        redis_benchmark: None,
     }
 }
 
-/// redis-server on a free loopback port, with persistence off.
+/// redis-server on a free loopback port, with persistence off; with `redis-benchmark`
+/// beside it when that is on PATH, to check the load generator against redis's client.
 fn redis_contender(program: PathBuf) -> anyhow::Result<Contender> {
     let addr: SocketAddr = TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
@@ -329,6 +332,7 @@ fn redis_contender(program: PathBuf) -> anyhow::Result<Contender> {
         },
         language: "c".into(),
         protocol: Protocol::Ping,
+        redis_benchmark: find_on_path("redis-benchmark"),
     })
 }
 
@@ -354,6 +358,7 @@ fn beazley_table(
     }
     let busiest = config.connections.iter().copied().max().unwrap_or(1);
     header.push(format!("c={busiest} cpu/req"));
+    header.push("of it user".to_owned());
     header.extend(["hog probe p50", "p99", "max", "probe req/s", "hog replies"].map(String::from));
     let mut table = Table::new(header);
     let mut names: Vec<&str> = Vec::new();
@@ -382,11 +387,15 @@ fn beazley_table(
                 None => cells.extend(["—".to_owned(), "—".to_owned()]),
             }
         }
-        let cpu = rows
+        let busiest_row = rows
             .iter()
-            .find(|row| row.phase == Phase::Throughput && row.connections == busiest)
-            .and_then(|row| row.server_cpu_us);
-        cells.push(cpu.map_or_else(|| "—".to_owned(), |micros| format!("{micros:.1}µs")));
+            .find(|row| row.phase == Phase::Throughput && row.connections == busiest);
+        for cpu in [
+            busiest_row.and_then(|row| row.server_cpu_us),
+            busiest_row.and_then(|row| row.server_user_us),
+        ] {
+            cells.push(cpu.map_or_else(|| "—".to_owned(), |micros| format!("{micros:.1}µs")));
+        }
         match rows.iter().find(|row| row.phase == Phase::Hog) {
             Some(row) if row.requests > 0 => {
                 cells.push(super::format_micros(row.p50_us));
@@ -430,12 +439,26 @@ fn beazley_table(
     }
     let mut out = format!(
         "Beazley scenario: {workers} workers per server, {:?} per phase; hog phase: {} connections looping fib({}) while a probe sends fib(1) at {} req/s (open loop)\n\
-         cpu/req: CPU the server (with its worker processes) spent per reply, from the kernel's accounting\n\n",
+         cpu/req: CPU the server (with its worker processes) spent per reply, from the kernel's accounting; \
+         of it user: the part in user space (the rest is the kernel's socket work)\n\n",
         config.duration, config.hogs, config.hog_n, config.probe_rate
     );
     out.push_str(&table.render());
     match redis {
-        RedisCeiling::Measured => out.push_str("\nredis-server answers PING: the loopback ceiling for one-line request/response through this client.\n"),
+        RedisCeiling::Measured => {
+            out.push_str("\nredis-server answers PING: the loopback ceiling for one-line request/response through this client.\n");
+            for row in outcome.rows.iter().filter(|row| row.phase == Phase::Throughput) {
+                if let Some(reference) = row.redis_benchmark_rps {
+                    out.push_str(&format!(
+                        "{} at c={}: this client {:.0} req/s, redis-benchmark {reference:.0} req/s ({:.2}×).\n",
+                        row.style,
+                        row.connections,
+                        row.rps,
+                        row.rps / reference
+                    ));
+                }
+            }
+        }
         RedisCeiling::NotOnPath => out.push_str("\nredis-server is not on PATH: no loopback ceiling row (install redis-server to add it).\n"),
         RedisCeiling::Skipped => out.push_str("\nredis-server ceiling skipped (--no-redis).\n"),
     }

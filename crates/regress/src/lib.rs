@@ -126,6 +126,17 @@ impl Outcome {
             .any(|comparison| comparison.verdict == Verdict::Regressed)
     }
 
+    /// The benchmark whose change is most surely a slowdown (the highest lower bound of
+    /// its interval), when any lower bound is above zero: at any threshold at or above
+    /// that bound, nothing would be flagged. On an A/A comparison, this is the smallest
+    /// threshold that stays quiet on this machine.
+    pub fn most_confirmed_slowdown(&self) -> Option<&Comparison> {
+        self.comparisons
+            .iter()
+            .filter(|comparison| comparison.change.lower > 0.0)
+            .max_by(|a, b| a.change.lower.total_cmp(&b.change.lower))
+    }
+
     /// The table for a pull-request comment.
     pub fn markdown(&self) -> String {
         let counts = |verdict| {
@@ -152,6 +163,15 @@ impl Outcome {
                 Mode::Ratio { reference } => format!("ratios to `{reference}` within each run"),
             }
         );
+        if let Some(slowest) = self.most_confirmed_slowdown() {
+            let _ = writeln!(
+                out,
+                "Most confirmed slowdown: `{}`, at least {:+.1} %: a threshold of {:.1} % or more flags nothing here.\n",
+                slowest.id,
+                slowest.change.lower * 100.0,
+                slowest.change.lower * 100.0,
+            );
+        }
         let (baseline, new) = match self.mode {
             Mode::Change => ("baseline", "new"),
             Mode::Ratio { .. } => ("baseline ratio", "new ratio"),

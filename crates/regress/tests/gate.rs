@@ -49,6 +49,11 @@ fn a_confirmed_regression_is_flagged_and_named() {
         "{table}"
     );
     assert!(table.contains("| `fib_batch/rayon/64x27` | 15.00 ms | 19.50 ms | +30.0 % (+25.0 % … +35.0 %) | **regressed** |"), "{table}");
+    // The threshold that would have stayed quiet: just the regression's lower bound.
+    assert!(
+        table.contains("Most confirmed slowdown: `fib_batch/rayon/64x27`, at least +25.0 %"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -56,6 +61,17 @@ fn a_higher_threshold_lets_the_same_change_pass() {
     let outcome =
         regress::compare(&fixture("mixed"), "base", &Mode::Change, 0.40).expect("compare");
     assert!(!outcome.regressed(), "{outcome:#?}");
+    // Any threshold at or above the most confirmed slowdown passes; just below fails.
+    let lower = outcome
+        .most_confirmed_slowdown()
+        .expect("rayon's slowdown")
+        .change
+        .lower;
+    for (threshold, regressed) in [(lower, false), (lower - 0.001, true)] {
+        let outcome =
+            regress::compare(&fixture("mixed"), "base", &Mode::Change, threshold).expect("compare");
+        assert_eq!(outcome.regressed(), regressed, "threshold {threshold}");
+    }
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //!   the Beazley table; the task-cost table; how it was produced;
 //! - `results.csv` — one row per benchmark, the same columns;
 //! - `*.svg` — one chart per criterion group, the hog-latency chart, memory per unit;
+//! - `beazley.json`, `tasks.json` — the scenarios' rows, as measured;
 //! - `machine.json` — CPU, cores, memory, kernel, `rustc -vV`, criterion version, git
 //!   commit and dirtiness, date, worker count, commands.
 //!
@@ -188,20 +189,21 @@ pub fn write(
     let csv_path = folder.join("results.csv");
     summary::write_csv(&csv_path, &rows)?;
     files.push("results.csv".to_owned());
+    // The scenarios' rows as they were measured, for plots and spreadsheets of their own.
+    if let Some(beazley) = &loaded.beazley {
+        write_json(&folder.join(BEAZLEY_ROWS), beazley)?;
+        files.push(BEAZLEY_ROWS.to_owned());
+    }
+    if let Some(tasks) = &loaded.tasks {
+        write_json(&folder.join(TASK_ROWS), tasks)?;
+        files.push(TASK_ROWS.to_owned());
+    }
 
     let markdown = summary::markdown(inputs, loaded, &rows, machine, &files);
     write_file(&folder.join("summary.md"), markdown.as_bytes())?;
     files.push("summary.md".to_owned());
 
-    let machine_json =
-        serde_json::to_string_pretty(machine).map_err(|error| ReportError::Write {
-            path: folder.join("machine.json"),
-            source: std::io::Error::other(error),
-        })?;
-    write_file(
-        &folder.join("machine.json"),
-        (machine_json + "\n").as_bytes(),
-    )?;
+    write_json(&folder.join("machine.json"), machine)?;
     files.push("machine.json".to_owned());
     Ok(Written { folder, files })
 }
@@ -223,6 +225,14 @@ fn parse_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportEr
         path: path.to_path_buf(),
         message: error.to_string(),
     })
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), ReportError> {
+    let json = serde_json::to_string_pretty(value).map_err(|error| ReportError::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(error),
+    })?;
+    write_file(path, (json + "\n").as_bytes())
 }
 
 fn write_file(path: &Path, contents: &[u8]) -> Result<(), ReportError> {

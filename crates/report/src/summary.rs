@@ -223,8 +223,8 @@ fn beazley_section(out: &mut String, rows: &[BeazleyRow], files: &[String]) {
         let _ = write!(header, " c={connections} req/s | c={connections} p99 |");
         rule.push_str("---:|---:|");
     }
-    header.push_str(" vs best | server CPU per reply | hog probe p50 | hog probe p99 | hog probe max | probe req/s |");
-    rule.push_str("---:|---:|---:|---:|---:|---:|");
+    header.push_str(" vs best | server CPU per reply | in user space | hog probe p50 | hog probe p99 | hog probe max | probe req/s |");
+    rule.push_str("---:|---:|---:|---:|---:|---:|---:|");
     let _ = writeln!(out, "{header}\n{rule}");
     let mut styles: Vec<&str> = Vec::new();
     for row in rows {
@@ -250,11 +250,13 @@ fn beazley_section(out: &mut String, rows: &[BeazleyRow], files: &[String]) {
             (Some(row), Some(best)) => format!("{:.2}×", row.rps / best),
             _ => "—".to_owned(),
         };
-        let cpu = busiest
-            .and_then(|busiest| rate_at(style, busiest))
-            .and_then(|row| row.server_cpu_us)
-            .map_or_else(|| "—".to_owned(), |micros| format!("{micros:.1} µs"));
-        let _ = write!(out, " {versus_best} | {cpu} |");
+        let busiest_row = busiest.and_then(|busiest| rate_at(style, busiest));
+        let micros = |value: Option<f64>| {
+            value.map_or_else(|| "—".to_owned(), |micros| format!("{micros:.1} µs"))
+        };
+        let cpu = micros(busiest_row.and_then(|row| row.server_cpu_us));
+        let user = micros(busiest_row.and_then(|row| row.server_user_us));
+        let _ = write!(out, " {versus_best} | {cpu} | {user} |");
         match rows
             .iter()
             .find(|row| row.style == *style && row.phase == Phase::Hog)
@@ -286,6 +288,27 @@ fn beazley_section(out: &mut String, rows: &[BeazleyRow], files: &[String]) {
             best / redis.rps
         );
     }
+    let client_checks: Vec<String> = rows
+        .iter()
+        .filter(|row| row.phase == Phase::Throughput)
+        .filter_map(|row| {
+            let reference = row.redis_benchmark_rps?;
+            Some(format!(
+                "{} connection(s): {:.0} against {reference:.0} req/s, **{:.2}×**",
+                row.connections,
+                row.rps,
+                row.rps / reference
+            ))
+        })
+        .collect();
+    if !client_checks.is_empty() {
+        let _ = writeln!(
+            out,
+            "The load generator against `redis-benchmark` (`-t ping_inline`, one thread, no pipelining), \
+             both driving the same `redis-server`: {}.\n",
+            client_checks.join("; ")
+        );
+    }
     if let Some(busiest) = busiest {
         language_comparison(out, rows, busiest);
     }
@@ -301,6 +324,9 @@ fn beazley_section(out: &mut String, rows: &[BeazleyRow], files: &[String]) {
         );
     }
 }
+
+/// Reads one of a row's CPU-per-reply figures.
+type CpuPerReply = fn(&BeazleyRow) -> Option<f64>;
 
 /// Best Rust server against best server of each other language under test: by rate, and
 /// by server CPU per reply (which still tells them apart when the client sets the rate).
@@ -320,10 +346,10 @@ fn language_comparison(out: &mut String, rows: &[BeazleyRow], busiest: usize) {
             .max_by(|a, b| a.rps.total_cmp(&b.rps))
             .map(|row| (row.style.clone(), row.rps))
     };
-    let least_cpu = |language: &str| {
+    let least = |language: &str, cpu: CpuPerReply| {
         at_busiest(language)
             .into_iter()
-            .filter_map(|row| row.server_cpu_us.map(|micros| (row.style.clone(), micros)))
+            .filter_map(|row| cpu(row).map(|micros| (row.style.clone(), micros)))
             .min_by(|a, b| a.1.total_cmp(&b.1))
     };
     let mut languages: Vec<&str> = rows
@@ -344,15 +370,24 @@ fn language_comparison(out: &mut String, rows: &[BeazleyRow], busiest: usize) {
                 rust_rate / other_rate
             );
         }
-        if let (Some((rust, rust_cpu)), Some((other, other_cpu))) =
-            (least_cpu("rust"), least_cpu(language))
-        {
-            let _ = writeln!(
-                out,
-                "Least server CPU per reply: `{rust}` {rust_cpu:.1} µs, `{other}` {other_cpu:.1} µs: \
-                 **{:.1}×** less in Rust.",
-                other_cpu / rust_cpu
-            );
+        let measures: [(&str, CpuPerReply); 2] = [
+            ("Least server CPU per reply", |row| row.server_cpu_us),
+            (
+                "Least of it in user space, the server's own code without the kernel's socket work",
+                |row| row.server_user_us,
+            ),
+        ];
+        for (label, cpu) in measures {
+            if let (Some((rust, rust_cpu)), Some((other, other_cpu))) =
+                (least("rust", cpu), least(language, cpu))
+            {
+                let _ = writeln!(
+                    out,
+                    "{label}: `{rust}` {rust_cpu:.1} µs, `{other}` {other_cpu:.1} µs: \
+                     **{:.1}×** less in Rust.",
+                    other_cpu / rust_cpu
+                );
+            }
         }
         out.push('\n');
     }

@@ -68,6 +68,8 @@ fn writes_a_complete_report() {
         "throughput.svg",
         "hog_latency_p99.svg",
         "bytes_per_task.svg",
+        "beazley.json",
+        "tasks.json",
     ] {
         assert!(
             written.files.iter().any(|written| written == file),
@@ -89,6 +91,26 @@ fn writes_a_complete_report() {
     );
     // The Beazley table, with the redis ceiling ratio, and the task table.
     assert!(summary.contains("Best server at 32 connections / `redis-server` `PING` through the same client: **0.97×**"), "{summary}");
+    // The load generator checked against redis-benchmark, at every connection count.
+    assert!(
+        summary.contains(
+            "1 connection(s): 16600 against 17000 req/s, **0.98×**; \
+             32 connection(s): 160000 against 160000 req/s, **1.00×**"
+        ),
+        "{summary}"
+    );
+    // Rust against Python: by rate, by server CPU, and by the CPU in user space alone.
+    for comparison in [
+        "Best Rust server (`evloop`) / best python server (`python-asyncio`) at 32 connections: **3.12×** the rate.",
+        "Least server CPU per reply: `evloop` 6.0 µs, `python-asyncio` 15.0 µs: **2.5×** less in Rust.",
+        "`evloop` 1.5 µs, `python-asyncio` 9.0 µs: **6.0×** less in Rust.",
+        "| `python-asyncio` | python | 12000 | 600.0 µs | 50000 | 600.0 µs | 0.32× | 15.0 µs | 9.0 µs | no reply |",
+    ] {
+        assert!(
+            summary.contains(comparison),
+            "{comparison} missing: {summary}"
+        );
+    }
     assert!(
         summary.contains("| `tokio` | tasks | 1000000 |"),
         "{summary}"
@@ -120,6 +142,12 @@ fn writes_a_complete_report() {
     ] {
         assert!(!machine[field].is_null(), "machine.json lacks {field}");
     }
+    // The scenarios' rows come along unchanged.
+    let copied: Vec<scenarios::BeazleyRow> = serde_json::from_str(
+        &std::fs::read_to_string(written.folder.join("beazley.json")).expect("beazley.json"),
+    )
+    .expect("beazley.json parses");
+    assert_eq!(Some(copied), loaded.beazley);
     let _ = std::fs::remove_dir_all(out);
 }
 

@@ -12,13 +12,16 @@
 //! A server that speaks only `PING` (redis-server, the loopback ceiling) runs the
 //! throughput phase with `PING` requests and skips the hog phase.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use loadgen::{LoadConfig, LoadReport, RequestSpec, StopAfter};
 
 use crate::ScenarioError;
-use crate::child::{ChildRegistry, ServerChild, ServerCommand};
+use crate::child::{ChildRegistry, CpuTime, ServerChild, ServerCommand};
 use crate::rows::{BeazleyRow, Phase};
 
 /// A server to measure.
@@ -30,6 +33,10 @@ pub struct Contender {
     pub language: String,
     /// What it answers.
     pub protocol: Protocol,
+    /// For a [`Protocol::Ping`] server: `redis-benchmark`, run after the load generator
+    /// at each connection count, so that the rows show whether the load generator keeps
+    /// up with redis's own client.
+    pub redis_benchmark: Option<PathBuf>,
 }
 
 /// The requests a contender understands.
@@ -137,7 +144,8 @@ pub fn run(
 /// The progress steps of one contender: start, each phase.
 fn steps(config: &BeazleyConfig, contender: &Contender) -> usize {
     let hog = usize::from(contender.protocol == Protocol::Fib);
-    1 + config.connections.len() + hog
+    let per_count = 1 + usize::from(contender.redis_benchmark.is_some());
+    1 + config.connections.len() * per_count + hog
 }
 
 /// Measures one contender, appending its rows.
@@ -173,7 +181,21 @@ fn measure(
         let cpu_before = server.cpu_time();
         let report = load(connections, &request, config.duration, None)?;
         let mut row = BeazleyRow::from_report(name, language, Phase::Throughput, &report);
-        row.server_cpu_us = cpu_per_reply(cpu_before, server.cpu_time(), report.requests);
+        if let Some(spent) = cpu_spent(cpu_before, server.cpu_time()) {
+            row.server_cpu_us = per_reply(spent.total(), report.requests);
+            row.server_user_us = per_reply(spent.user, report.requests);
+        }
+        if let Some(program) = &contender.redis_benchmark {
+            step(&format!("redis-benchmark, {connections} connections"));
+            // As many requests as our client answered in the phase: about as long a run.
+            let requests = report.requests.max(MIN_REDIS_BENCHMARK_REQUESTS);
+            let rps = redis_benchmark_rps(program, registry, server.addr(), connections, requests)
+                .map_err(|message| ScenarioError::ReferenceClient {
+                    name: name.to_owned(),
+                    message,
+                })?;
+            row.redis_benchmark_rps = Some(rps);
+        }
         rows.push(row);
     }
     if contender.protocol == Protocol::Fib {
@@ -196,9 +218,91 @@ fn measure(
     Ok(())
 }
 
-/// CPU µs per reply between two readings of a server's CPU time.
-fn cpu_per_reply(before: Option<Duration>, after: Option<Duration>, replies: u64) -> Option<f64> {
-    let spent = after?.checked_sub(before?)?;
+/// The fewest requests a `redis-benchmark` run sends, so that its rate means something.
+const MIN_REDIS_BENCHMARK_REQUESTS: u64 = 10_000;
+
+/// `redis-benchmark`'s `PING_INLINE` rate against `addr`: `connections` connections,
+/// one request outstanding on each (no pipelining) and one client thread, as the load
+/// generator runs, for `requests` requests. Registered with `registry` while it runs;
+/// killed after [`REQUEST_TIMEOUT`] plus a
+/// second per 10 000 requests, so that a stuck server cannot hang the scenario.
+fn redis_benchmark_rps(
+    program: &Path,
+    registry: &ChildRegistry,
+    addr: SocketAddr,
+    connections: usize,
+    requests: u64,
+) -> Result<f64, String> {
+    let mut child = Command::new(program)
+        .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+        .args(["-c", &connections.to_string(), "-n", &requests.to_string()])
+        .args([
+            "-P",
+            "1",
+            "--threads",
+            "1",
+            "-t",
+            "ping_inline",
+            "-q",
+            "--csv",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("cannot run {}: {error}", program.display()))?;
+    // A signal handler that kills every child kills this one too.
+    let _tracked = registry.track(&child);
+    let limit = REQUEST_TIMEOUT + Duration::from_secs(requests / 10_000 + 1);
+    let deadline = Instant::now() + limit;
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            Ok(None) | Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("redis-benchmark did not finish within {limit:?}"));
+            }
+        }
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|error| format!("cannot read redis-benchmark's output: {error}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    parse_redis_benchmark_csv(&stdout).ok_or_else(|| {
+        format!(
+            "no PING_INLINE rate in redis-benchmark's output ({}): {}{}",
+            output.status,
+            stdout.trim(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )
+    })
+}
+
+/// The rate of the `PING_INLINE` line of `redis-benchmark --csv`: `"PING_INLINE","rps",…`
+/// (redis 7 adds latency columns after the rate and a header line before it).
+fn parse_redis_benchmark_csv(csv: &str) -> Option<f64> {
+    csv.lines().find_map(|line| {
+        let mut fields = line.split(',').map(|field| field.trim().trim_matches('"'));
+        (fields.next()? == "PING_INLINE")
+            .then(|| fields.next()?.parse::<f64>().ok())
+            .flatten()
+            .filter(|rps| rps.is_finite() && *rps > 0.0)
+    })
+}
+
+/// The CPU time a server spent between two readings.
+fn cpu_spent(before: Option<CpuTime>, after: Option<CpuTime>) -> Option<CpuTime> {
+    let (before, after) = (before?, after?);
+    Some(CpuTime {
+        user: after.user.checked_sub(before.user)?,
+        system: after.system.checked_sub(before.system)?,
+    })
+}
+
+/// µs of `spent` per reply.
+fn per_reply(spent: Duration, replies: u64) -> Option<f64> {
     (replies > 0).then(|| spent.as_secs_f64() * 1e6 / replies as f64)
 }
 
@@ -206,7 +310,7 @@ fn cpu_per_reply(before: Option<Duration>, after: Option<Duration>, replies: u64
 /// report and the hogs'.
 fn hog_phase(
     config: &BeazleyConfig,
-    addr: std::net::SocketAddr,
+    addr: SocketAddr,
     name: &str,
 ) -> Result<(LoadReport, LoadReport), ScenarioError> {
     let load_error = |source| ScenarioError::Load {
@@ -240,7 +344,7 @@ fn hog_phase(
 }
 
 fn load_config(
-    addr: std::net::SocketAddr,
+    addr: SocketAddr,
     connections: usize,
     request: RequestSpec,
     duration: Duration,
@@ -258,5 +362,22 @@ fn load_config(
         rate,
         request,
         request_timeout: REQUEST_TIMEOUT,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_ping_inline_rate_of_both_csv_layouts() {
+        let redis_7 = "\"test\",\"rps\",\"avg_latency_ms\",\"min_latency_ms\"\n\
+                       \"PING_INLINE\",\"166666.67\",\"0.103\",\"0.032\"\n";
+        assert_eq!(parse_redis_benchmark_csv(redis_7), Some(166_666.67));
+        let redis_5 = "\"PING_INLINE\",\"15931.18\"\n";
+        assert_eq!(parse_redis_benchmark_csv(redis_5), Some(15_931.18));
+        assert_eq!(parse_redis_benchmark_csv("\"PING_MBULK\",\"1.0\"\n"), None);
+        assert_eq!(parse_redis_benchmark_csv("\"PING_INLINE\",\"nan\"\n"), None);
+        assert_eq!(parse_redis_benchmark_csv(""), None);
     }
 }

@@ -38,6 +38,22 @@ pub enum ReadyBy {
     Connect(SocketAddr),
 }
 
+/// CPU time used by a server and its worker processes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTime {
+    /// In user space.
+    pub user: Duration,
+    /// In the kernel on their behalf (system calls, the loopback TCP stack).
+    pub system: Duration,
+}
+
+impl CpuTime {
+    /// User and system time together.
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
+}
+
 /// The process ids of every live server child, so that a signal handler can kill them
 /// all before the scenario process exits.
 #[derive(Debug, Clone, Default)]
@@ -168,21 +184,24 @@ impl ServerChild {
         self.child.id()
     }
 
-    /// CPU time the server and its descendants (pool workers) have used so far, user
-    /// and system, from the kernel's accounting; `None` where `/proc` cannot say.
-    pub fn cpu_time(&self) -> Option<Duration> {
+    /// CPU time the server and its descendants (pool workers) have used so far, in user
+    /// space and in the kernel, from the kernel's accounting; `None` where `/proc`
+    /// cannot say.
+    pub fn cpu_time(&self) -> Option<CpuTime> {
         let ticks_per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
             .ok()
             .flatten()?;
-        let mut ticks = 0u64;
+        let mut ticks = procfs::CpuTicks::default();
         let mut pending = vec![self.child.id()];
         while let Some(pid) = pending.pop() {
-            ticks += procfs::cpu_ticks(pid).unwrap_or(0);
+            ticks = ticks + procfs::cpu_ticks(pid).unwrap_or_default();
             pending.extend(procfs::child_pids(pid));
         }
-        Some(Duration::from_secs_f64(
-            ticks as f64 / ticks_per_second as f64,
-        ))
+        let seconds = |ticks: u64| Duration::from_secs_f64(ticks as f64 / ticks_per_second as f64);
+        Some(CpuTime {
+            user: seconds(ticks.user),
+            system: seconds(ticks.system),
+        })
     }
 
     /// Sends SIGTERM and waits up to `grace` for the server to exit; kills it if it does

@@ -19,7 +19,7 @@ pub mod procfs;
 mod rows;
 pub mod tasks;
 
-pub use child::{ChildRegistry, ReadyBy, ServerChild, ServerCommand, TrackedChild};
+pub use child::{ChildRegistry, CpuTime, ReadyBy, ServerChild, ServerCommand, TrackedChild};
 pub use rows::{BeazleyRow, Phase, RunMeta, TaskRow};
 
 /// Why a scenario could not run.
@@ -41,9 +41,14 @@ pub enum ScenarioError {
         /// The load generator's error.
         source: loadgen::LoadError,
     },
-    /// The scenario was interrupted.
-    #[error("interrupted")]
-    Interrupted,
+    /// A reference client (`redis-benchmark`) could not measure a server.
+    #[error("{name}: {message}")]
+    ReferenceClient {
+        /// The server's name.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// Where runs keep their last results for `concbench report`: `$CARGO_TARGET_DIR/concbench`,

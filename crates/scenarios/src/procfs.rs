@@ -30,13 +30,35 @@ pub fn is_running(pid: u32) -> bool {
     stat_fields(pid).is_some_and(|fields| fields.first().is_some_and(|state| state != "Z"))
 }
 
-/// `utime + stime` of process `pid`, all its threads, in clock ticks.
-pub fn cpu_ticks(pid: u32) -> Option<u64> {
+/// CPU time a process has used, all its threads, in clock ticks (`CLK_TCK` a second).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTicks {
+    /// In user space: the program's own code and its libraries.
+    pub user: u64,
+    /// In the kernel on the process's behalf: system calls, and for sockets the
+    /// protocol stack's work that those calls do.
+    pub system: u64,
+}
+
+impl std::ops::Add for CpuTicks {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            user: self.user + other.user,
+            system: self.system + other.system,
+        }
+    }
+}
+
+/// `utime` and `stime` of process `pid`, all its threads.
+pub fn cpu_ticks(pid: u32) -> Option<CpuTicks> {
     let fields = stat_fields(pid)?;
     // utime and stime are the 14th and 15th fields of the line, 12th and 13th here.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some(CpuTicks {
+        user: fields.get(11)?.parse().ok()?,
+        system: fields.get(12)?.parse().ok()?,
+    })
 }
 
 #[cfg(test)]

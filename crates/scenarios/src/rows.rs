@@ -41,6 +41,14 @@ pub struct BeazleyRow {
     /// µs: what a request costs the server, even when the client sets the rate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_cpu_us: Option<f64>,
+    /// The part of `server_cpu_us` spent in user space, µs per reply: the server's own
+    /// code, without the kernel's socket work, which every server pays alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_user_us: Option<f64>,
+    /// A `PING` server's throughput row: its rate through `redis-benchmark` with the
+    /// same connection count, right after the load generator's phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_benchmark_rps: Option<f64>,
     /// Hog phase: the `n` the hog connections loop on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hog_n: Option<u32>,
@@ -70,6 +78,8 @@ impl BeazleyRow {
             errors: report.errors + report.wrong,
             failed: report.failed + report.timed_out + report.unanswered,
             server_cpu_us: None,
+            server_user_us: None,
+            redis_benchmark_rps: None,
             hog_n: None,
             hog_requests: None,
         }

@@ -272,7 +272,7 @@ fn redis_benchmark_rps(
     let stdout = String::from_utf8_lossy(&output.stdout);
     parse_redis_benchmark_csv(&stdout).ok_or_else(|| {
         format!(
-            "no PING_INLINE rate in redis-benchmark's output ({}): {}{}",
+            "no PING_INLINE rate in redis-benchmark's output ({}): {:?}, stderr {:?}",
             output.status,
             stdout.trim(),
             String::from_utf8_lossy(&output.stderr).trim()
@@ -379,5 +379,51 @@ mod tests {
         assert_eq!(parse_redis_benchmark_csv("\"PING_MBULK\",\"1.0\"\n"), None);
         assert_eq!(parse_redis_benchmark_csv("\"PING_INLINE\",\"nan\"\n"), None);
         assert_eq!(parse_redis_benchmark_csv(""), None);
+    }
+
+    /// A stand-in for `redis-benchmark`: a shell script that prints `output` and exits
+    /// with `status`, recording its arguments beside itself.
+    fn fake_redis_benchmark(test: &str, output: &str, status: i32) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "concbench-fake-redis-benchmark-{}-{test}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let script = dir.join("redis-benchmark");
+        let args = dir.join("args");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$@\" > '{}'\nprintf '%s\\n' '{output}'\necho oops >&2\nexit {status}\n",
+                args.display()
+            ),
+        )
+        .expect("script");
+        let chmod = Command::new("chmod").arg("+x").arg(&script).status();
+        assert!(chmod.is_ok_and(|status| status.success()));
+        script
+    }
+
+    #[test]
+    fn runs_redis_benchmark_like_the_load_generator_and_reads_its_rate() {
+        let script = fake_redis_benchmark("ok", "\"PING_INLINE\",\"1234.50\"", 0);
+        let addr: SocketAddr = "127.0.0.1:6390".parse().expect("addr");
+        let registry = ChildRegistry::default();
+        let rps = redis_benchmark_rps(&script, &registry, addr, 32, 20_000);
+        assert_eq!(rps, Ok(1234.5));
+        let args = std::fs::read_to_string(script.with_file_name("args")).expect("args");
+        assert_eq!(
+            args.trim(),
+            "-h 127.0.0.1 -p 6390 -c 32 -n 20000 -P 1 --threads 1 -t ping_inline -q --csv"
+        );
+        let broken = fake_redis_benchmark("broken", "", 1);
+        let error = redis_benchmark_rps(&broken, &registry, addr, 1, 10).expect_err("no rate");
+        assert!(
+            error.contains("no PING_INLINE rate") && error.contains("oops"),
+            "{error}"
+        );
+        for script in [script, broken] {
+            let _ = std::fs::remove_dir_all(script.parent().expect("dir"));
+        }
     }
 }

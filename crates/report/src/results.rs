@@ -103,28 +103,35 @@ pub fn format_rate(per_second: f64) -> String {
     }
 }
 
+/// A benchmark for unit tests: `median_ns` with a ±10 % interval, 100 elements.
+#[cfg(test)]
+pub(crate) fn test_benchmark(
+    group: &str,
+    function: &str,
+    value: &str,
+    median_ns: f64,
+) -> Benchmark {
+    let estimate = crate::criterion::Estimate {
+        point: median_ns,
+        lower: median_ns * 0.9,
+        upper: median_ns * 1.1,
+        confidence: 0.95,
+    };
+    Benchmark {
+        group: group.into(),
+        function: function.into(),
+        value: Some(value.into()),
+        elements: Some(100),
+        median: estimate,
+        mean: estimate,
+        directory: Default::default(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::criterion::Estimate;
-
-    fn benchmark(group: &str, function: &str, value: &str, median_ns: f64) -> Benchmark {
-        let estimate = Estimate {
-            point: median_ns,
-            lower: median_ns * 0.9,
-            upper: median_ns * 1.1,
-            confidence: 0.95,
-        };
-        Benchmark {
-            group: group.into(),
-            function: function.into(),
-            value: Some(value.into()),
-            elements: Some(100),
-            median: estimate,
-            mean: estimate,
-            directory: Default::default(),
-        }
-    }
+    use test_benchmark as benchmark;
 
     #[test]
     fn ratios_are_to_the_baseline_at_the_same_parameter() {

@@ -135,7 +135,7 @@ pub(crate) fn markdown(
             "| style | parameter | median | 95 % CI | {} | throughput |\n|---|---|---:|---:|---:|---:|",
             base.label(&inputs.baseline)
         );
-        for row in group_rows {
+        for row in &group_rows {
             let benchmark = &row.benchmark;
             let _ = writeln!(
                 out,
@@ -151,6 +151,11 @@ pub(crate) fn markdown(
             );
         }
         out.push('\n');
+        if base == RatioBase::Baseline
+            && let Some(workers) = machine.workers
+        {
+            disturbed_run_warning(&mut out, &group_rows, workers, &inputs.baseline);
+        }
     }
 
     out.push_str("## The Beazley scenario\n\n");
@@ -192,6 +197,38 @@ pub(crate) fn markdown(
             .join(", ")
     );
     out
+}
+
+/// More speed than the workers can give is impossible: it means the baseline's samples
+/// were slowed by other load (or a style's were sped up by a quieter moment), so the
+/// group's ratios are off by at least the excess. Say so under the table rather than
+/// let an impossible ratio be quoted.
+const SUPERLINEAR_TOLERANCE: f64 = 1.05;
+
+fn disturbed_run_warning(out: &mut String, rows: &[&ResultRow], workers: usize, baseline: &str) {
+    let limit = workers as f64 * SUPERLINEAR_TOLERANCE;
+    let impossible: Vec<String> = rows
+        .iter()
+        .filter(|row| row.ratio > limit)
+        .map(|row| {
+            let benchmark = &row.benchmark;
+            format!(
+                "`{}` at {} is {:.2}×",
+                benchmark.function,
+                benchmark.value.as_deref().unwrap_or("its parameter"),
+                row.ratio
+            )
+        })
+        .collect();
+    if !impossible.is_empty() {
+        let _ = writeln!(
+            out,
+            "> **Disturbed run:** {} `{baseline}` with {workers} workers, more than {workers} workers can give. \
+             Other load on the machine slowed some samples (the baseline's, or this group's), so the ratios \
+             here are off by at least that much; rerun this group on a quieter machine before quoting them.\n",
+            impossible.join(", ")
+        );
+    }
 }
 
 fn beazley_section(out: &mut String, rows: &[BeazleyRow], files: &[String]) {
@@ -442,4 +479,36 @@ fn tasks_section(out: &mut String, rows: &[TaskRow], files: &[String]) {
 
 fn format_micros(micros: u64) -> String {
     format_nanos(micros as f64 * 1e3)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{result_rows, test_benchmark};
+
+    fn warning(seq_ns: f64, parallel_ns: f64) -> String {
+        let rows = result_rows(
+            &[
+                test_benchmark("fib_batch", "seq", "64x27", seq_ns),
+                test_benchmark("fib_batch", "rayon", "64x27", parallel_ns),
+            ],
+            "seq",
+        );
+        let rows: Vec<&ResultRow> = rows.iter().collect();
+        let mut out = String::new();
+        disturbed_run_warning(&mut out, &rows, 2, "seq");
+        out
+    }
+
+    #[test]
+    fn a_speedup_beyond_the_workers_marks_the_run_as_disturbed() {
+        let out = warning(260.0, 100.0);
+        assert!(
+            out.contains("**Disturbed run:** `rayon` at 64x27 is 2.60× `seq` with 2 workers"),
+            "{out}"
+        );
+        // Up to the workers, and a little over them for timer noise, is possible.
+        assert_eq!(warning(200.0, 100.0), "");
+        assert_eq!(warning(204.0, 100.0), "");
+    }
 }

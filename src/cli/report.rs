@@ -32,6 +32,11 @@ pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| results_dir.with_file_name("criterion")),
         scenarios_dir: args.scenarios.clone().unwrap_or(results_dir),
         baseline: args.baseline.clone(),
+        single_threaded: catalog::STYLES
+            .iter()
+            .filter(|entry| entry.cpu_threads == workloads::CpuThreads::One)
+            .map(|entry| entry.name.to_owned())
+            .collect(),
     };
     let loaded = report::load(&inputs).context("cannot read the report's inputs")?;
     let command = std::iter::once("concbench".to_owned())

@@ -77,6 +77,9 @@ pub struct Inputs {
     pub scenarios_dir: PathBuf,
     /// The style whose times the others are compared with.
     pub baseline: String,
+    /// The styles whose CPU workloads run on one thread, as the baseline's do
+    /// ([`workloads::CpuThreads::One`]): their times in a CPU group gauge the run's noise.
+    pub single_threaded: Vec<String>,
 }
 
 /// Everything a report is built from, read and parsed.

@@ -151,6 +151,9 @@ pub(crate) fn markdown(
             );
         }
         out.push('\n');
+        if CPU_GROUPS.iter().any(|workload| workload.name() == group) {
+            noise_gauge(&mut out, &group_rows, &inputs.single_threaded);
+        }
         if base == RatioBase::Baseline
             && let Some(workers) = machine.workers
         {
@@ -197,6 +200,59 @@ pub(crate) fn markdown(
             .join(", ")
     );
     out
+}
+
+/// The groups in which every style does the same sequential work in total, so that the
+/// single-threaded styles' times must agree.
+const CPU_GROUPS: [Workload; 3] = [
+    Workload::FibBatch,
+    Workload::FibSkewed,
+    Workload::FibForkJoin,
+];
+
+/// Single-threaded styles whose medians differ by more than this are a disturbed run.
+const NOISE_GAUGE_LIMIT: f64 = 0.10;
+
+/// The spread of the single-threaded styles' medians, at each parameter of a CPU group:
+/// they run the same work on one thread, so their disagreement is the run's own noise
+/// floor, below which no difference between styles means anything.
+fn noise_gauge(out: &mut String, rows: &[&ResultRow], single_threaded: &[String]) {
+    let mut by_parameter: BTreeMap<Option<&str>, Vec<&ResultRow>> = BTreeMap::new();
+    for row in rows {
+        if single_threaded.contains(&row.benchmark.function) {
+            by_parameter
+                .entry(row.benchmark.value.as_deref())
+                .or_default()
+                .push(row);
+        }
+    }
+    for (parameter, gauge) in by_parameter {
+        let medians = gauge.iter().map(|row| row.benchmark.median.point);
+        let (fastest, slowest) = medians.fold((f64::INFINITY, 0.0_f64), |(low, high), median| {
+            (low.min(median), high.max(median))
+        });
+        if gauge.len() < 2 || fastest <= 0.0 {
+            continue;
+        }
+        let spread = slowest / fastest - 1.0;
+        let names = gauge
+            .iter()
+            .map(|row| format!("`{}`", row.benchmark.function))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let at = parameter.map_or_else(String::new, |parameter| format!(" at {parameter}"));
+        let verdict = if spread > NOISE_GAUGE_LIMIT {
+            "**Disturbed run:** more than the overhead of a loop or a runtime can explain, so \
+             other load on the machine moved these times; do not quote this group's ratios"
+        } else {
+            "differences between styles smaller than that are within this run's noise"
+        };
+        let _ = writeln!(
+            out,
+            "> Noise gauge{at}: {names} run the same work on one thread; their medians are {:.1} % apart: {verdict}.\n",
+            spread * 100.0
+        );
+    }
 }
 
 /// More speed than the workers can give is impossible: it means the baseline's samples
@@ -498,6 +554,44 @@ mod tests {
         let mut out = String::new();
         disturbed_run_warning(&mut out, &rows, 2, "seq");
         out
+    }
+
+    fn gauge(evloop_ns: f64) -> String {
+        let rows = result_rows(
+            &[
+                test_benchmark("fib_batch", "seq", "64x27", 100.0),
+                test_benchmark("fib_batch", "evloop", "64x27", evloop_ns),
+                test_benchmark("fib_batch", "rayon", "64x27", 50.0),
+            ],
+            "seq",
+        );
+        let rows: Vec<&ResultRow> = rows.iter().collect();
+        let mut out = String::new();
+        noise_gauge(&mut out, &rows, &["seq".to_owned(), "evloop".to_owned()]);
+        out
+    }
+
+    #[test]
+    fn the_single_threaded_styles_gauge_the_runs_noise() {
+        let quiet = gauge(102.0);
+        assert!(
+            quiet.contains("Noise gauge at 64x27: `seq`, `evloop` run the same work on one thread; their medians are 2.0 % apart: differences"),
+            "{quiet}"
+        );
+        let disturbed = gauge(125.0);
+        assert!(
+            disturbed.contains("25.0 % apart: **Disturbed run:**"),
+            "{disturbed}"
+        );
+        // One single-threaded style alone gauges nothing.
+        let mut out = String::new();
+        let rows = result_rows(&[test_benchmark("fib_batch", "seq", "a", 1.0)], "seq");
+        noise_gauge(
+            &mut out,
+            &rows.iter().collect::<Vec<_>>(),
+            &["seq".to_owned()],
+        );
+        assert_eq!(out, "");
     }
 
     #[test]

@@ -16,6 +16,7 @@ fn inputs(criterion: &str, scenarios: &str) -> Inputs {
         criterion_dir: fixture(criterion),
         scenarios_dir: fixture(scenarios),
         baseline: "seq".into(),
+        single_threaded: vec!["seq".into(), "evloop".into()],
     }
 }
 

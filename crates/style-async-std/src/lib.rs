@@ -31,7 +31,8 @@ use async_std::task;
 use workloads::server::{self, FuturesIo, Placement, SERVER_VARIANT, ServeConfig, ServerHandle};
 use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind};
 use workloads::{
-    ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
+    CpuThreads, ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support,
+    Workload, fib,
 };
 
 /// The `async-std` row of the catalog.
@@ -41,6 +42,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support: support_executor,
     build: build_inline,
     server_model: ServerModel::Concurrent,
+    cpu_threads: CpuThreads::Workers,
     unit: UnitKind::Task,
 };
 
@@ -52,6 +54,7 @@ pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
     support: server::server_variant_support,
     build: build_offload,
     server_model: ServerModel::Concurrent,
+    cpu_threads: CpuThreads::Workers,
     unit: UnitKind::Task,
 };
 

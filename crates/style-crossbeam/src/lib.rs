@@ -35,7 +35,8 @@ use crossbeam::utils::Backoff;
 use workloads::server::{self, Compute, ServeConfig, ServerHandle};
 use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind, UnitLimit};
 use workloads::{
-    ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
+    CpuThreads, ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support,
+    Workload, fib,
 };
 
 /// The `crossbeam` row of the catalog.
@@ -45,6 +46,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support,
     build,
     server_model: ServerModel::Concurrent,
+    cpu_threads: CpuThreads::Workers,
     unit: UnitKind::Thread,
 };
 

@@ -34,7 +34,8 @@ use event_loop::{EventLoop, LoopThread};
 use workloads::server::{SERVER_VARIANT, ServeConfig, ServerHandle};
 use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind};
 use workloads::{
-    ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
+    CpuThreads, ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support,
+    Workload, fib,
 };
 
 /// The `evloop` row of the catalog.
@@ -44,6 +45,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support: support_loop,
     build: build_inline,
     server_model: ServerModel::Concurrent,
+    cpu_threads: CpuThreads::One,
     unit: UnitKind::Task,
 };
 
@@ -55,6 +57,7 @@ pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
     support: workloads::server::server_variant_support,
     build: build_offload,
     server_model: ServerModel::Concurrent,
+    cpu_threads: CpuThreads::Workers,
     unit: UnitKind::Task,
 };
 

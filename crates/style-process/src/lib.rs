@@ -38,8 +38,8 @@ use unit::UnitProcess;
 use workloads::server::{self, Compute, ServeConfig, ServerHandle};
 use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind, UnitLimit};
 use workloads::{
-    ForkJoin, ServerModel, Style, StyleConfig, StyleEntry, StyleError, Support, WorkerCommand,
-    Workload,
+    CpuThreads, ForkJoin, ServerModel, Style, StyleConfig, StyleEntry, StyleError, Support,
+    WorkerCommand, Workload,
 };
 
 /// The `process` row of the catalog.
@@ -49,6 +49,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support,
     build,
     server_model: ServerModel::Concurrent,
+    cpu_threads: CpuThreads::Workers,
     unit: UnitKind::Process,
 };
 

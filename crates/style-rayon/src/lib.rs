@@ -23,7 +23,8 @@ use rayon::prelude::*;
 use workloads::server::{self, Compute, ServeConfig, ServerHandle};
 use workloads::tasks::{self, PingPong, Sleepers, UnitKind};
 use workloads::{
-    ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload,
+    CpuThreads, ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support,
+    Workload,
 };
 
 /// The `rayon` row of the catalog.
@@ -33,6 +34,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support,
     build,
     server_model: ServerModel::Concurrent,
+    cpu_threads: CpuThreads::Workers,
     unit: UnitKind::Task,
 };
 

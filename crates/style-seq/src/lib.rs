@@ -18,7 +18,8 @@ use std::time::Duration;
 use workloads::server::{self, ServeConfig, ServerHandle};
 use workloads::tasks::{self, PingPong, Sleepers, UnitKind};
 use workloads::{
-    ForkJoin, ServerModel, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
+    CpuThreads, ForkJoin, ServerModel, Style, StyleConfig, StyleEntry, StyleError, Support,
+    Workload, fib,
 };
 
 /// The `seq` row of the catalog.
@@ -28,6 +29,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support,
     build,
     server_model: ServerModel::Iterative,
+    cpu_threads: CpuThreads::One,
     unit: UnitKind::Call,
 };
 

@@ -27,7 +27,8 @@ use smol::channel::{self, Sender};
 use workloads::server::{self, FuturesIo, Placement, SERVER_VARIANT, ServeConfig, ServerHandle};
 use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind};
 use workloads::{
-    ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
+    CpuThreads, ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support,
+    Workload, fib,
 };
 
 /// The `smol` row of the catalog.
@@ -37,6 +38,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support: support_executor,
     build: build_inline,
     server_model: ServerModel::Concurrent,
+    cpu_threads: CpuThreads::Workers,
     unit: UnitKind::Task,
 };
 
@@ -48,6 +50,7 @@ pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
     support: server::server_variant_support,
     build: build_offload,
     server_model: ServerModel::Concurrent,
+    cpu_threads: CpuThreads::Workers,
     unit: UnitKind::Task,
 };
 

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use workloads::server::{self, ServeConfig, ServerHandle};
 use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind, UnitLimit};
 use workloads::{
-    ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
+    CpuThreads, ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support,
+    Workload, fib,
 };
 
 /// The `threads` row of the catalog.
@@ -33,6 +34,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support,
     build,
     server_model: ServerModel::Concurrent,
+    cpu_threads: CpuThreads::Workers,
     unit: UnitKind::Thread,
 };
 

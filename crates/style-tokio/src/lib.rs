@@ -35,7 +35,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use workloads::server::{self, AsyncStream, Placement, SERVER_VARIANT, ServeConfig, ServerHandle};
 use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind};
 use workloads::{
-    ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support, Workload, fib,
+    CpuThreads, ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support,
+    Workload, fib,
 };
 
 /// The `tokio` row of the catalog: the multi-thread runtime.
@@ -45,6 +46,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
     support: support_runtime,
     build: build_multi_thread,
     server_model: ServerModel::Concurrent,
+    cpu_threads: CpuThreads::Workers,
     unit: UnitKind::Task,
 };
 
@@ -55,6 +57,7 @@ pub const ENTRY_CURRENT: StyleEntry = StyleEntry {
     support: support_runtime,
     build: build_current_thread,
     server_model: ServerModel::Concurrent,
+    cpu_threads: CpuThreads::One,
     unit: UnitKind::Task,
 };
 
@@ -66,6 +69,7 @@ pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
     support: server::server_variant_support,
     build: build_offload,
     server_model: ServerModel::Concurrent,
+    cpu_threads: CpuThreads::Workers,
     unit: UnitKind::Task,
 };
 

@@ -29,6 +29,6 @@ pub use check::{WrongAnswer, check_fib_answers};
 pub use fib::{MAX_REFERENCE_N, fib, fib_reference};
 pub use inputs::{FibBatch, ForkJoin, Step};
 pub use style::{
-    ServerModel, Style, StyleConfig, StyleEntry, StyleError, Support, WORKERS_ENV, WorkerCommand,
-    Workload,
+    CpuThreads, ServerModel, Style, StyleConfig, StyleEntry, StyleError, Support, WORKERS_ENV,
+    WorkerCommand, Workload,
 };

@@ -132,9 +132,24 @@ pub struct StyleEntry {
     pub build: fn(&StyleConfig) -> Result<Box<dyn Style>, StyleError>,
     /// How many connections its server serves at once.
     pub server_model: ServerModel,
+    /// How many threads its CPU workloads run on.
+    pub cpu_threads: CpuThreads,
     /// What one unit of `spawn` and `sleepers` is (a task, a thread, a process), which
     /// sets how many of them the machine can hold.
     pub unit: UnitKind,
+}
+
+/// How many threads a style's CPU workloads (`fib_batch`, `fib_skewed`, `fib_forkjoin`)
+/// run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuThreads {
+    /// One thread, whatever the worker count: the baseline, an event loop, a
+    /// current-thread runtime. Such a style does the baseline's sequential work plus a
+    /// small overhead, so within one run their times must agree; how far they do not is
+    /// a gauge of the run's noise.
+    One,
+    /// [`StyleConfig::workers`] threads or processes.
+    Workers,
 }
 
 /// How many connections a style's server serves at once.

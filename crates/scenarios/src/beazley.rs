@@ -14,14 +14,14 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use loadgen::{LoadConfig, LoadReport, RequestSpec, StopAfter};
 
 use crate::ScenarioError;
-use crate::child::{ChildRegistry, CpuTime, ServerChild, ServerCommand};
+use crate::child::{ChildRegistry, CpuTime, ServerChild, ServerCommand, run_bounded};
 use crate::rows::{BeazleyRow, Phase};
 
 /// A server to measure.
@@ -233,49 +233,31 @@ fn redis_benchmark_rps(
     connections: usize,
     requests: u64,
 ) -> Result<f64, String> {
-    let mut child = Command::new(program)
-        .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
-        .args(["-c", &connections.to_string(), "-n", &requests.to_string()])
-        .args([
-            "-P",
-            "1",
-            "--threads",
-            "1",
-            "-t",
-            "ping_inline",
-            "-q",
-            "--csv",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|error| format!("cannot run {}: {error}", program.display()))?;
-    // A signal handler that kills every child kills this one too.
-    let _tracked = registry.track(&child);
     let limit = REQUEST_TIMEOUT + Duration::from_secs(requests / 10_000 + 1);
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-            Ok(None) | Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("redis-benchmark did not finish within {limit:?}"));
-            }
-        }
-    }
-    let output = child
-        .wait_with_output()
-        .map_err(|error| format!("cannot read redis-benchmark's output: {error}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    parse_redis_benchmark_csv(&stdout).ok_or_else(|| {
+    let output = run_bounded(
+        Command::new(program)
+            .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+            .args(["-c", &connections.to_string(), "-n", &requests.to_string()])
+            .args([
+                "-P",
+                "1",
+                "--threads",
+                "1",
+                "-t",
+                "ping_inline",
+                "-q",
+                "--csv",
+            ]),
+        registry,
+        limit,
+    )?;
+    let stdout = &output.stdout;
+    parse_redis_benchmark_csv(stdout).ok_or_else(|| {
         format!(
             "no PING_INLINE rate in redis-benchmark's output ({}): {:?}, stderr {:?}",
             output.status,
             stdout.trim(),
-            String::from_utf8_lossy(&output.stderr).trim()
+            output.stderr.trim()
         )
     })
 }

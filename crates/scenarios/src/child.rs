@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -291,4 +291,68 @@ fn keep_tail(mut pipe: impl Read, kept: &Mutex<String>) {
             kept.drain(..cut);
         }
     }
+}
+
+/// What a command run by [`run_bounded`] printed, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundedOutput {
+    /// How the process exited.
+    pub status: ExitStatus,
+    /// Everything it wrote to stdout.
+    pub stdout: String,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+}
+
+/// Runs `command` to its end, registered with `registry` while it runs (so a signal
+/// handler kills it too), with both pipes read as it runs (so neither can fill up and
+/// stall it), and kills it if it has not ended within `timeout`.
+pub fn run_bounded(
+    command: &mut Command,
+    registry: &ChildRegistry,
+    timeout: Duration,
+) -> Result<BoundedOutput, String> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("cannot run {program}: {error}"))?;
+    let tracked = registry.track(&child);
+    let stdout = read_in_background(child.stdout.take());
+    let stderr = read_in_background(child.stderr.take());
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err(format!("{program}: no result within {timeout:?}"));
+            }
+            Ok(None) => thread::sleep(Duration::from_millis(20)),
+            Err(error) => break Err(format!("cannot wait for {program}: {error}")),
+        }
+    };
+    drop(tracked);
+    let (stdout, stderr) = (
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default(),
+    );
+    Ok(BoundedOutput {
+        status: status?,
+        stdout,
+        stderr,
+    })
+}
+
+fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    })
 }

@@ -19,7 +19,10 @@ pub mod procfs;
 mod rows;
 pub mod tasks;
 
-pub use child::{ChildRegistry, CpuTime, ReadyBy, ServerChild, ServerCommand, TrackedChild};
+pub use child::{
+    BoundedOutput, ChildRegistry, CpuTime, ReadyBy, ServerChild, ServerCommand, TrackedChild,
+    run_bounded,
+};
 pub use rows::{BeazleyRow, Phase, RunMeta, TaskRow};
 
 /// Why a scenario could not run.

@@ -8,19 +8,18 @@
 //! ([`workloads::tasks::unit_limit`]) is not attempted, and says why.
 
 use std::ffi::OsString;
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use workloads::tasks::{self, UnitKind, memory};
 use workloads::{Style, StyleError};
 
-use crate::child::ChildRegistry;
+use crate::child::{ChildRegistry, run_bounded};
 use crate::procfs;
 use crate::rows::TaskRow;
 
@@ -257,54 +256,20 @@ fn run_probe(
     .into_iter()
     .map(OsString::from)
     .collect();
-    let mut child = Command::new(&config.concbench)
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|error| format!("cannot run the probe: {error}"))?;
-    let guard = registry.track(&child);
-    // Both pipes are read while the probe runs, so neither can fill up and stall it.
-    let stdout = read_in_background(child.stdout.take());
-    let stderr = read_in_background(child.stderr.take());
-    let deadline = Instant::now() + config.probe_timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Ok(status),
-            Ok(None) if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break Err(format!("no result within {:?}", config.probe_timeout));
-            }
-            Ok(None) => thread::sleep(Duration::from_millis(20)),
-            Err(error) => break Err(format!("cannot wait for the probe: {error}")),
-        }
-    };
-    drop(guard);
-    let (out, err) = (
-        stdout.join().unwrap_or_default(),
-        stderr.join().unwrap_or_default(),
-    );
-    let status = status?;
-    if !status.success() {
-        let err = err.trim();
+    let output = run_bounded(
+        Command::new(&config.concbench).args(&args),
+        registry,
+        config.probe_timeout,
+    )?;
+    if !output.status.success() {
+        let err = output.stderr.trim();
         return Err(if err.is_empty() {
-            format!("the probe exited with {status}")
+            format!("the probe exited with {}", output.status)
         } else {
             err.to_owned()
         });
     }
+    let out = output.stdout;
     serde_json::from_str(out.trim())
         .map_err(|error| format!("unreadable probe output {out:?}: {error}"))
-}
-
-fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> thread::JoinHandle<String> {
-    thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut pipe) = pipe {
-            let _ = pipe.read_to_string(&mut text);
-        }
-        text
-    })
 }

@@ -36,6 +36,13 @@ enum Command {
     Report(cli::report::ReportArgs),
     /// Gate CI on confirmed regressions against a criterion baseline (exit 1 if any).
     Regress(cli::regress::RegressArgs),
+    /// Paired ratios of every style to a reference, in shuffled rounds of worker processes.
+    Measure(cli::measure::MeasureArgs),
+    /// Gate CI on two builds measured side by side, base and head alternating (exit 1 on a regression).
+    Compare(cli::compare::CompareArgs),
+    /// Serve one benchmark to the measurement engine on stdin/stdout (started by it).
+    #[command(name = measure::process::WORKER_SUBCOMMAND, hide = true)]
+    MeasureWorker(cli::measure::WorkerArgs),
     /// Measure one (style, N) of the tasks scenario and print it as JSON (started by it).
     #[command(hide = true)]
     TasksProbe(cli::tasks_probe::TasksProbeArgs),
@@ -53,6 +60,9 @@ fn main() -> ExitCode {
         Command::Scenario(scenario_args) => cli::scenario::run(&scenario_args),
         Command::Report(report_args) => cli::report::run(&report_args),
         Command::Regress(regress_args) => cli::regress::run(&regress_args),
+        Command::Measure(measure_args) => cli::measure::run(&measure_args),
+        Command::Compare(compare_args) => cli::compare::run(&compare_args),
+        Command::MeasureWorker(worker_args) => cli::measure::run_worker(&worker_args),
         Command::TasksProbe(probe_args) => cli::tasks_probe::run(&probe_args),
         Command::Worker => style_process::run_worker(io::stdin().lock(), io::stdout().lock())
             .map_err(anyhow::Error::from),

@@ -233,9 +233,23 @@ fn tasks_scenario_does_not_attempt_sizes_above_the_machine_limit() {
 
 #[test]
 fn regress_exits_1_on_a_confirmed_regression_2_on_unusable_input_0_otherwise() {
-    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/regress/tests/fixtures");
+    // A copy of the fixtures, each `base/` saved a minute before the rest was written:
+    // the gate tells the latest comparison by modification times, which a checkout
+    // does not keep.
+    let fixtures = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cli-regress-fixtures-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&fixtures);
+    copy_with_baseline_times(
+        std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/crates/regress/tests/fixtures"
+        )),
+        &fixtures,
+        false,
+    )
+    .expect("copy the regress fixtures");
     let regress = |fixture: &str, extra: &[&str]| {
-        let dir = format!("{fixtures}/{fixture}");
+        let dir = fixtures.join(fixture).display().to_string();
         let mut args = vec![
             "regress",
             "--baseline",
@@ -262,6 +276,39 @@ fn regress_exits_1_on_a_confirmed_regression_2_on_unusable_input_0_otherwise() {
         table.contains("1 regressed") && table.contains("`fib_batch/tokio/64x27`"),
         "{table}"
     );
+    let _ = std::fs::remove_dir_all(&fixtures);
+}
+
+/// Copies `source` to `target`, every file under a `base/` modified at a fixed time and
+/// every other file a minute later, as `--save-baseline base` then `--baseline base`
+/// leave them.
+fn copy_with_baseline_times(
+    source: &std::path::Path,
+    target: &std::path::Path,
+    in_baseline: bool,
+) -> std::io::Result<()> {
+    let saved = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    std::fs::create_dir_all(target)?;
+    for entry in std::fs::read_dir(source)? {
+        let entry = entry?;
+        let to = target.join(entry.file_name());
+        let in_baseline = in_baseline || entry.file_name() == "base";
+        if entry.file_type()?.is_dir() {
+            copy_with_baseline_times(&entry.path(), &to, in_baseline)?;
+        } else {
+            std::fs::copy(entry.path(), &to)?;
+            let written = if in_baseline {
+                saved
+            } else {
+                saved + std::time::Duration::from_secs(60)
+            };
+            std::fs::File::options()
+                .write(true)
+                .open(&to)?
+                .set_modified(written)?;
+        }
+    }
+    Ok(())
 }
 
 #[test]

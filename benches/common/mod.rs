@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use criterion::BenchmarkGroup;
 use criterion::measurement::WallTime;
+use measure::suite::Case;
 use workloads::{Style, StyleConfig, StyleEntry, StyleError, Support, Workload};
 
 /// The same configuration for every style: the worker count from the environment and
@@ -52,6 +53,38 @@ pub(crate) fn build(entry: &StyleEntry, workload: Workload) -> Option<Box<dyn St
     let style = (entry.build)(&style_config())
         .unwrap_or_else(|error| panic!("{}: cannot build the style: {error}", entry.name));
     Some(style)
+}
+
+/// The criterion group of `workload`: every style at every size of
+/// [`measure::suite::Case::all`], the cases and checks the measurement engine runs too.
+/// A style is built once per group; a (style, size) it cannot run here is skipped with
+/// the reason.
+pub(crate) fn bench_workload(criterion: &mut criterion::Criterion, workload: Workload) {
+    let cases = Case::all(workload);
+    let mut group = criterion.benchmark_group(workload.name());
+    group.sampling_mode(criterion::SamplingMode::Flat);
+    for entry in catalog::STYLES {
+        let Some(style) = build(entry, workload) else {
+            continue;
+        };
+        for case in &cases {
+            if let Err(reason) = case.applies_to(entry) {
+                eprintln!("{workload}/{}/{}: {reason}", entry.name, case.parameter());
+                continue;
+            }
+            if let Some(elements) = case.elements() {
+                group.throughput(criterion::Throughput::Elements(elements));
+            }
+            bench_checked(
+                &mut group,
+                entry,
+                case.parameter(),
+                || case.run(&*style),
+                |answer| case.check(answer),
+            );
+        }
+    }
+    group.finish();
 }
 
 /// Times `run` as the benchmark `<entry>/<parameter>` of `group`, checking one answer

@@ -1,7 +1,9 @@
 //! One module per subcommand, and what they share.
 
+pub(crate) mod compare;
 pub(crate) mod list;
 pub(crate) mod load;
+pub(crate) mod measure;
 mod progress;
 pub(crate) mod regress;
 pub(crate) mod report;

@@ -12,6 +12,8 @@ use super::Exit;
 #[derive(Debug, clap::Args)]
 pub(crate) struct RegressArgs {
     /// The baseline the new run was compared with (`cargo bench -- --baseline NAME`).
+    /// Only the benchmarks that run compared decide the exit code: comparisons left by
+    /// earlier runs (a cached target/) are listed below the table as not compared.
     #[arg(long)]
     baseline: String,
     /// A benchmark regressed when its whole 95 % interval is above this many percent.
@@ -54,7 +56,8 @@ pub(crate) fn run(args: &RegressArgs) -> anyhow::Result<()> {
         Err(
             error @ (RegressError::NoBaseline { .. }
             | RegressError::NoChange { .. }
-            | RegressError::NoReference(_)),
+            | RegressError::NoReference(_)
+            | RegressError::NotCriterion),
         ) => {
             return Err(Exit::usage(error.to_string()).into());
         }
@@ -77,7 +80,7 @@ pub(crate) fn run(args: &RegressArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn parse_percent(text: &str) -> Result<f64, String> {
+pub(crate) fn parse_percent(text: &str) -> Result<f64, String> {
     text.trim()
         .trim_end_matches('%')
         .parse::<f64>()

@@ -16,6 +16,11 @@
 //!
 //! Interval arithmetic is conservative: a ratio's interval spans the worst combination
 //! of its two medians' intervals, so noise widens it rather than flagging it.
+//!
+//! Only the benchmarks that the latest `--baseline NAME` run compared are judged
+//! ([`report::criterion::read_comparisons`]): a `change/` left in a cached `target/` by
+//! an earlier run, or by another suite, is listed as not compared and never decides
+//! the verdict.
 
 #![forbid(unsafe_code)]
 
@@ -24,6 +29,8 @@ use std::fmt::Write;
 use std::path::Path;
 
 use report::criterion::{self, Change, Estimate};
+
+pub use report::criterion::NotCompared;
 
 /// Why the gate could not judge.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +60,10 @@ pub enum RegressError {
         "ratio mode needs the reference style `{0}` in every compared group, and it ran in none"
     )]
     NoReference(String),
+    /// Paired mode was asked of criterion's files: its rows come from
+    /// `concbench compare` ([`paired`]).
+    #[error("paired mode judges `concbench compare`'s rows, not criterion's files")]
+    NotCriterion,
     /// criterion's files could not be read.
     #[error(transparent)]
     Read(#[from] report::ReportError),
@@ -67,6 +78,13 @@ pub enum Mode {
     Ratio {
         /// The reference style (`seq`).
         reference: String,
+    },
+    /// The measurement engine's paired rounds of a base and a head build
+    /// (`concbench compare`): each benchmark's head ÷ base per round, with a bootstrap
+    /// interval over rounds.
+    Paired {
+        /// Rounds run and why they stopped, for the table's headline.
+        summary: String,
     },
 }
 
@@ -116,10 +134,14 @@ pub struct Outcome {
     pub threshold: f64,
     /// Every comparison, regressions first.
     pub comparisons: Vec<Comparison>,
+    /// The benchmarks with a baseline or a change that the latest run did not compare
+    /// with the baseline, by id: listed, never judged.
+    pub not_compared: Vec<NotCompared>,
 }
 
 impl Outcome {
-    /// Whether any benchmark regressed: the gate fails.
+    /// Whether any compared benchmark regressed: the gate fails. Benchmarks not compared
+    /// by the latest run never count.
     pub fn regressed(&self) -> bool {
         self.comparisons
             .iter()
@@ -161,6 +183,9 @@ impl Outcome {
             match &self.mode {
                 Mode::Change => "criterion's change estimates, 95 % intervals".to_owned(),
                 Mode::Ratio { reference } => format!("ratios to `{reference}` within each run"),
+                Mode::Paired { summary } => format!(
+                    "base and head measured side by side in shuffled, alternating rounds, 95 % bootstrap intervals; {summary}"
+                ),
             }
         );
         if let Some(slowest) = self.most_confirmed_slowdown() {
@@ -173,7 +198,7 @@ impl Outcome {
             );
         }
         let (baseline, new) = match self.mode {
-            Mode::Change => ("baseline", "new"),
+            Mode::Change | Mode::Paired { .. } => ("baseline", "new"),
             Mode::Ratio { .. } => ("baseline ratio", "new ratio"),
         };
         let _ = writeln!(
@@ -183,7 +208,7 @@ impl Outcome {
         out.push_str("|---|---:|---:|---:|---|\n");
         for comparison in &self.comparisons {
             let value = |value: f64| match self.mode {
-                Mode::Change => format_nanos(value),
+                Mode::Change | Mode::Paired { .. } => format_nanos(value),
                 Mode::Ratio { .. } => format!("{value:.3}"),
             };
             let _ = writeln!(
@@ -198,11 +223,18 @@ impl Outcome {
                 comparison.verdict.label(),
             );
         }
+        if !self.not_compared.is_empty() {
+            out.push_str("\nNot compared (they do not decide the verdict):\n\n");
+            for not_compared in &self.not_compared {
+                let _ = writeln!(out, "- `{}` — {}", not_compared.id, not_compared.reason);
+            }
+        }
         out
     }
 }
 
-/// Compares what `cargo bench -- --baseline <baseline>` left in `criterion_dir`.
+/// Compares what the latest `cargo bench -- --baseline <baseline>` left in
+/// `criterion_dir`; what earlier runs left is listed in [`Outcome::not_compared`].
 pub fn compare(
     criterion_dir: &Path,
     baseline: &str,
@@ -215,7 +247,10 @@ pub fn compare(
             criterion_dir: criterion_dir.display().to_string(),
         });
     }
-    let changes = criterion::read_changes(criterion_dir, baseline)?;
+    let criterion::Comparisons {
+        compared: changes,
+        not_compared,
+    } = criterion::read_comparisons(criterion_dir, baseline)?;
     if changes.is_empty() {
         return Err(RegressError::NoChange {
             baseline: baseline.to_owned(),
@@ -234,13 +269,73 @@ pub fn compare(
             })
             .collect(),
         Mode::Ratio { reference } => ratio_comparisons(&changes, reference, threshold)?,
+        Mode::Paired { .. } => return Err(RegressError::NotCriterion),
     };
     comparisons.sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.id.cmp(&b.id)));
     Ok(Outcome {
         mode: mode.clone(),
         threshold,
         comparisons,
+        not_compared,
     })
+}
+
+/// The verdict on what `concbench compare` measured: every benchmark with an interval
+/// is judged against `threshold`; one without (fewer than two rounds) and those only
+/// one build runs are listed as not compared.
+pub fn paired(run: &measure::rows::CompareRun, threshold: f64) -> Outcome {
+    let mut comparisons = Vec::new();
+    let mut not_compared: Vec<NotCompared> = run
+        .not_compared
+        .iter()
+        .map(|row| NotCompared {
+            id: row.id.clone(),
+            reason: row.reason.clone(),
+        })
+        .collect();
+    for row in &run.rows {
+        let Some(change) = row.change else {
+            not_compared.push(NotCompared {
+                id: row.id.clone(),
+                reason: "fewer than two rounds".into(),
+            });
+            continue;
+        };
+        let change = Estimate {
+            point: change.point,
+            lower: change.lower,
+            upper: change.upper,
+            confidence: measure::stats::CONFIDENCE,
+        };
+        comparisons.push(Comparison {
+            id: row.id.clone(),
+            baseline: Some(row.base_ns),
+            new: row.head_ns,
+            change,
+            verdict: classify(&change, threshold),
+        });
+    }
+    comparisons.sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.id.cmp(&b.id)));
+    let widest = run
+        .rows
+        .iter()
+        .filter_map(|row| row.change)
+        .map(|change| (change.upper - change.lower) / 2.0)
+        .fold(0.0, f64::max);
+    let summary = format!(
+        "{} rounds in {:.0} s ({}), widest interval ±{:.1} %, seed {}",
+        run.rounds,
+        run.elapsed_s,
+        run.stop.describe(),
+        widest * 100.0,
+        run.seed
+    );
+    Outcome {
+        mode: Mode::Paired { summary },
+        threshold,
+        comparisons,
+        not_compared,
+    }
 }
 
 /// The verdict for a relative change with its interval.
@@ -369,5 +464,74 @@ mod tests {
     fn ratio_intervals_are_conservative() {
         let ratio = divide(&estimate(10.0, 9.0, 11.0), &estimate(5.0, 4.0, 6.0));
         assert_eq!((ratio.point, ratio.lower, ratio.upper), (2.0, 1.5, 2.75));
+    }
+
+    #[test]
+    fn paired_rows_are_judged_and_the_rest_listed() {
+        use measure::rows::{CompareRow, CompareRun, NotCompared as EngineSkip};
+        use measure::stats::{Interval, StopReason, Stopping};
+        let row = |id: &str, change: Option<(f64, f64, f64)>| CompareRow {
+            id: id.to_owned(),
+            rounds: 12,
+            iterations_per_sample: 3,
+            base_ns: 1e6,
+            head_ns: 1.05e6,
+            base_cpu_ns: 2e6,
+            head_cpu_ns: 2.1e6,
+            change: change.map(|(point, lower, upper)| Interval {
+                point,
+                lower,
+                upper,
+            }),
+            stop: StopReason::Budget,
+        };
+        let run = CompareRun {
+            schema_version: measure::rows::SCHEMA_VERSION,
+            base: "base".into(),
+            head: "head".into(),
+            seed: 9,
+            workers: 2,
+            stopping: Stopping::default(),
+            rounds: 12,
+            stop: StopReason::Budget,
+            elapsed_s: 30.0,
+            rows: vec![
+                row("fib_batch/rayon/64x27", Some((0.047, 0.035, 0.060))),
+                row("fib_batch/seq/64x27", Some((0.01, -0.02, 0.04))),
+                row("fib_batch/pool/64x27", None),
+            ],
+            not_compared: vec![EngineSkip {
+                id: "spawn/process/10000".into(),
+                reason: "head: not attempted".into(),
+            }],
+        };
+        let outcome = paired(&run, 0.03);
+        assert!(outcome.regressed());
+        let verdicts: Vec<(&str, Verdict)> = outcome
+            .comparisons
+            .iter()
+            .map(|comparison| (comparison.id.as_str(), comparison.verdict))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [
+                ("fib_batch/rayon/64x27", Verdict::Regressed),
+                ("fib_batch/seq/64x27", Verdict::Unchanged)
+            ]
+        );
+        let skipped: Vec<&str> = outcome
+            .not_compared
+            .iter()
+            .map(|row| row.id.as_str())
+            .collect();
+        assert_eq!(skipped, ["spawn/process/10000", "fib_batch/pool/64x27"]);
+        let table = outcome.markdown();
+        assert!(
+            table.contains("shuffled, alternating rounds") && table.contains("seed 9"),
+            "{table}"
+        );
+        assert!(table.contains("+4.7 % (+3.5 % … +6.0 %)"), "{table}");
+        // At 5 % the same interval does not lie wholly above the threshold.
+        assert!(!paired(&run, 0.05).regressed());
     }
 }

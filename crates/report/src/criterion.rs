@@ -6,9 +6,20 @@
 //! `<group>/<function>/<value>/new/benchmark.json` (the ids) and `new/estimates.json`
 //! (per-iteration statistics in nanoseconds, each with a 95 % confidence interval);
 //! after `--baseline NAME`, `change/estimates.json` holds the relative change.
+//!
+//! criterion never removes a `change/` directory, so a cached `target/` keeps the
+//! comparisons of every earlier run, of every suite. [`read_comparisons`] tells the
+//! latest run's comparisons from those by their modification times. criterion 0.8.2
+//! writes, per benchmark, `new/estimates.json`, then (when `<NAME>/` exists) the
+//! comparison into `change/estimates.json`, then `new/benchmark.json`; with
+//! `--save-baseline NAME` it then copies `new/` to `<NAME>/`, so the `change/` of a save
+//! run is never newer than its `<NAME>/`; with `--baseline NAME` it leaves `<NAME>/`
+//! alone, so the `change/` of a comparison run is newer than it.
 
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde::Deserialize;
 
@@ -61,13 +72,38 @@ pub struct Change {
     pub baseline_median: Option<Estimate>,
 }
 
+/// What the latest `cargo bench -- --baseline NAME` run compared with the baseline, and
+/// what else criterion's directory holds for it: see [`read_comparisons`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Comparisons {
+    /// The benchmarks the latest run compared with the baseline, sorted by id.
+    pub compared: Vec<Change>,
+    /// The benchmarks with a saved baseline or a `change/` that the latest run did not
+    /// compare, sorted by id.
+    pub not_compared: Vec<NotCompared>,
+}
+
+/// A benchmark that the latest comparison run did not compare with the baseline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotCompared {
+    /// `group/function/value`, as criterion prints it.
+    pub id: String,
+    /// Why, in a few words: ``no baseline `NAME` ``, `not measured since the baseline
+    /// was saved` or `no comparison`.
+    pub reason: String,
+}
+
 impl Benchmark {
     /// `group/function/value`, as criterion prints it.
     pub fn id(&self) -> String {
-        match &self.value {
-            Some(value) => format!("{}/{}/{value}", self.group, self.function),
-            None => format!("{}/{}", self.group, self.function),
-        }
+        benchmark_id(&self.group, &self.function, self.value.as_deref())
+    }
+}
+
+fn benchmark_id(group: &str, function: &str, value: Option<&str>) -> String {
+    match value {
+        Some(value) => format!("{group}/{function}/{value}"),
+        None => format!("{group}/{function}"),
     }
 }
 
@@ -129,31 +165,72 @@ pub fn read_benchmarks(criterion_dir: &Path) -> Result<Vec<Benchmark>, ReportErr
     Ok(benchmarks)
 }
 
-/// Every benchmark's change against the baseline `baseline`: what `cargo bench --
-/// --baseline NAME` left. A benchmark without `change/estimates.json` is left out.
+/// The changes against the baseline `baseline` that the latest `cargo bench --
+/// --baseline NAME` run measured: [`read_comparisons`]'s `compared`.
 pub fn read_changes(criterion_dir: &Path, baseline: &str) -> Result<Vec<Change>, ReportError> {
-    let mut changes = Vec::new();
+    Ok(read_comparisons(criterion_dir, baseline)?.compared)
+}
+
+/// Every benchmark's change against the baseline `baseline`, split into those the
+/// latest `cargo bench -- --baseline NAME` run compared and those it did not.
+///
+/// A benchmark is compared when it has `<baseline>/estimates.json` and
+/// `change/estimates.json`, and its change file is newer than its own baseline (so it
+/// is not the one written by the run that saved the baseline) and at least as new as
+/// the newest baseline of any benchmark (so it is not left from an earlier round of
+/// saving and comparing). Every other benchmark with a baseline or a change file is
+/// not compared, with the reason; one with neither is left out.
+pub fn read_comparisons(criterion_dir: &Path, baseline: &str) -> Result<Comparisons, ReportError> {
+    struct Found {
+        directory: PathBuf,
+        saved: Option<SystemTime>,
+        compared: Option<SystemTime>,
+    }
+    let mut found = Vec::new();
     for directory in benchmark_directories(criterion_dir)? {
-        let change_file = directory.join("change/estimates.json");
-        if !change_file.is_file() {
-            continue;
+        let saved = modified(&directory.join(baseline).join("estimates.json"))?;
+        let compared = modified(&directory.join("change/estimates.json"))?;
+        if saved.is_some() || compared.is_some() {
+            found.push(Found {
+                directory,
+                saved,
+                compared,
+            });
         }
-        let benchmark = read_benchmark(&directory)?;
-        let change: EstimatesFile = parse(&change_file)?;
-        let baseline_file = directory.join(baseline).join("estimates.json");
-        let baseline_median = if baseline_file.is_file() {
-            Some(parse::<EstimatesFile>(&baseline_file)?.median.into())
-        } else {
-            None
+    }
+    let latest_save = found
+        .iter()
+        .filter_map(|found| found.saved)
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut comparisons = Comparisons::default();
+    for Found {
+        directory,
+        saved,
+        compared,
+    } in found
+    {
+        let reason = match (saved, compared) {
+            (Some(saved), Some(compared)) if compared > saved && compared >= latest_save => {
+                comparisons
+                    .compared
+                    .push(read_change(&directory, baseline)?);
+                continue;
+            }
+            (Some(_), Some(_)) => "not measured since the baseline was saved".to_owned(),
+            (None, _) => format!("no baseline `{baseline}`"),
+            (Some(_), None) => "no comparison".to_owned(),
         };
-        changes.push(Change {
-            benchmark,
-            median: change.median.into(),
-            baseline_median,
+        comparisons.not_compared.push(NotCompared {
+            id: read_id(&directory)?,
+            reason,
         });
     }
-    changes.sort_by_key(|change| change.benchmark.id());
-    Ok(changes)
+    comparisons
+        .compared
+        .sort_by_key(|change| change.benchmark.id());
+    comparisons.not_compared.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(comparisons)
 }
 
 /// Whether any benchmark under `criterion_dir` has a saved baseline called `baseline`.
@@ -161,6 +238,48 @@ pub fn has_baseline(criterion_dir: &Path, baseline: &str) -> Result<bool, Report
     Ok(benchmark_directories(criterion_dir)?
         .iter()
         .any(|directory| directory.join(baseline).join("estimates.json").is_file()))
+}
+
+fn read_change(directory: &Path, baseline: &str) -> Result<Change, ReportError> {
+    let benchmark = read_benchmark(directory)?;
+    let change: EstimatesFile = parse(&directory.join("change/estimates.json"))?;
+    let baseline: EstimatesFile = parse(&directory.join(baseline).join("estimates.json"))?;
+    Ok(Change {
+        benchmark,
+        median: change.median.into(),
+        baseline_median: Some(baseline.median.into()),
+    })
+}
+
+/// The id from `new/benchmark.json` alone (a benchmark left out needs no timings).
+fn read_id(directory: &Path) -> Result<String, ReportError> {
+    let ids: BenchmarkFile = parse(&directory.join("new/benchmark.json"))?;
+    Ok(benchmark_id(
+        &ids.group_id,
+        ids.function_id.as_deref().unwrap_or_default(),
+        ids.value_str.as_deref(),
+    ))
+}
+
+/// A file's modification time; `None` when there is no such file.
+fn modified(path: &Path) -> Result<Option<SystemTime>, ReportError> {
+    let read_error = |source| ReportError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    match fs::metadata(path) {
+        Ok(metadata) if metadata.is_file() => metadata.modified().map(Some).map_err(read_error),
+        Ok(_) => Ok(None),
+        Err(error)
+            if matches!(
+                error.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(read_error(error)),
+    }
 }
 
 fn read_benchmark(directory: &Path) -> Result<Benchmark, ReportError> {

@@ -1,0 +1,253 @@
+//! The measurement engine through the binary: idle workers, `concbench measure`'s rows,
+//! `concbench compare`'s exit codes, and a worker that breaks the protocol.
+
+mod common;
+
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use measure::process::{Readiness, Side, WorkerProgram};
+use measure::rows::{CompareRun, MeasureRun, SCHEMA_VERSION};
+use measure::suite::{self, BenchmarkId};
+
+/// A scratch directory, removed when dropped (also when the test fails).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("concbench-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("scratch directory");
+        Self(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `concbench ARGS` with its results directory in `scratch`, so a test never overwrites
+/// the rows a real run left for `concbench report`.
+fn concbench(scratch: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(common::concbench_binary())
+        .args(args)
+        .env("CARGO_TARGET_DIR", scratch)
+        .output()
+        .expect("run concbench")
+}
+
+fn two_workers() -> NonZeroUsize {
+    NonZeroUsize::new(2).expect("2 > 0")
+}
+
+#[test]
+fn idle_workers_use_no_cpu() {
+    let program = WorkerProgram {
+        program: common::concbench_binary().into(),
+        workers: two_workers(),
+    };
+    // Every style that runs fib_batch (pools, runtimes and process pools included), and
+    // a task group whose styles keep timers and reactors.
+    let ids: Vec<BenchmarkId> =
+        suite::list(&[workloads::Workload::FibBatch, workloads::Workload::Sleepers])
+            .into_iter()
+            .filter(|listed| listed.runs.is_ok())
+            .map(|listed| listed.id)
+            .filter(|id| id.group == "fib_batch" || id.parameter == "1000")
+            .collect();
+    let mut workers = Vec::new();
+    for id in &ids {
+        let mut worker = program.spawn(id, Side::Only).expect("spawn");
+        assert_eq!(
+            worker.wait_ready().expect("ready"),
+            Readiness::Ready,
+            "{id}"
+        );
+        workers.push(worker);
+    }
+    // Let every style settle (a runtime's threads park after their last task).
+    std::thread::sleep(Duration::from_millis(300));
+    let cpu = |pid| measure::cpu::observed_tree_cpu(pid).expect("a live worker");
+    let before: Vec<Duration> = workers
+        .iter()
+        .map(|worker| cpu(worker.pid().expect("pid")))
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    for ((worker, id), before) in workers.iter().zip(&ids).zip(before) {
+        let used = cpu(worker.pid().expect("pid")) - before;
+        assert!(
+            used <= Duration::from_millis(30),
+            "{id}: an idle worker used {used:?} of CPU in one second"
+        );
+    }
+}
+
+#[test]
+fn measure_writes_versioned_rows_with_paired_intervals() {
+    let scratch = Scratch::new("measure-rows");
+    let json = scratch.0.join("rows.json");
+    let output = concbench(
+        &scratch.0,
+        &[
+            "measure",
+            "--groups",
+            "fib_forkjoin",
+            "--styles",
+            "rayon,evloop",
+            "--budget",
+            "3s",
+            "--min-rounds",
+            "3",
+            "--seed",
+            "7",
+            "--workers",
+            "2",
+            "--json",
+            json.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let run: MeasureRun =
+        serde_json::from_slice(&std::fs::read(&json).expect("rows")).expect("parses");
+    // The copy for `concbench report` went to the scratch results directory.
+    assert!(scratch.0.join("concbench/measure.json").is_file());
+    assert_eq!(
+        (run.schema_version, run.seed, run.workers),
+        (SCHEMA_VERSION, 7, 2)
+    );
+    let [cohort] = &run.cohorts[..] else {
+        panic!("one cohort: {run:?}");
+    };
+    assert_eq!(
+        (cohort.group.as_str(), cohort.reference.as_str()),
+        ("fib_forkjoin", "seq")
+    );
+    assert!(cohort.rounds >= 3, "{cohort:?}");
+    let styles: Vec<&str> = cohort.styles.iter().map(|row| row.style.as_str()).collect();
+    assert_eq!(styles, ["seq", "evloop", "rayon"]);
+    for row in &cohort.styles {
+        assert_eq!(row.samples, cohort.rounds, "{row:?}");
+        assert!(
+            row.wall_ns > 0.0 && row.cpu_ns > 0.0 && row.cpu_per_wall > 0.0,
+            "{row:?}"
+        );
+        match (row.style.as_str(), row.speedup) {
+            ("seq", None) => {}
+            (_, Some(speedup)) => assert!(
+                speedup.lower <= speedup.point && speedup.point <= speedup.upper,
+                "{row:?}"
+            ),
+            _ => panic!("only the reference has no speedup: {row:?}"),
+        }
+    }
+    let gauge = cohort
+        .gauge
+        .as_ref()
+        .expect("evloop gauges the noise against seq");
+    assert_eq!(gauge.styles, ["evloop"]);
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.contains("speedup over seq") && table.contains("noise gauge"),
+        "{table}"
+    );
+}
+
+#[test]
+fn compare_exits_0_when_nothing_regressed_and_2_on_unusable_input() {
+    let scratch = Scratch::new("compare-exit");
+    let binary = common::concbench_binary();
+    let json = scratch.0.join("compare.json");
+    // The same binary on both sides, judged at a threshold no noise reaches.
+    let output = concbench(
+        &scratch.0,
+        &[
+            "compare",
+            "--base",
+            binary,
+            "--head",
+            binary,
+            "--groups",
+            "fib_forkjoin",
+            "--threshold",
+            "50",
+            "--budget",
+            "4s",
+            "--min-rounds",
+            "3",
+            "--workers",
+            "2",
+            "--json",
+            json.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let run: CompareRun =
+        serde_json::from_slice(&std::fs::read(&json).expect("rows")).expect("parses");
+    assert!(!run.rows.is_empty());
+    assert!(
+        run.rows
+            .iter()
+            .all(|row| row.iterations_per_sample >= 1 && row.rounds >= 1)
+    );
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        table.contains("**No regression**") && table.contains("fib_forkjoin/rayon"),
+        "{table}"
+    );
+
+    for (base, expected) in [
+        ("/no/such/concbench", "is not a file"),
+        ("/bin/true", "benchmark list"),
+    ] {
+        let output = concbench(&scratch.0, &["compare", "--base", base, "--head", binary]);
+        assert_eq!(output.status.code(), Some(2), "{base}: {output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{base}: {stderr}");
+    }
+}
+
+/// A "build" that lists one benchmark, says it is ready, then answers a sample with
+/// garbage: the engine must stop with an error that names it, not hang or count it.
+#[test]
+fn a_worker_that_breaks_the_protocol_fails_the_run_with_a_clear_error() {
+    let scratch = Scratch::new("hostile-worker");
+    let script = scratch.0.join("fake-concbench");
+    std::fs::write(
+        &script,
+        r#"#!/bin/sh
+case "$*" in
+  *--list*) echo '[{"id":"fib_forkjoin/seq/34-cutoff20","skipped":null}]' ;;
+  *) echo '{"ready":{"protocol":1,"id":"fib_forkjoin/seq/34-cutoff20","pid":1}}'
+     read request
+     echo 'sample? never heard of it' ;;
+esac
+"#,
+    )
+    .expect("script");
+    let mut permissions = std::fs::metadata(&script).expect("metadata").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&script, permissions).expect("chmod");
+    let output = concbench(
+        &scratch.0,
+        &[
+            "compare",
+            "--base",
+            script.to_str().expect("utf-8 path"),
+            "--head",
+            common::concbench_binary(),
+            "--groups",
+            "fib_forkjoin",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("fib_forkjoin/seq/34-cutoff20 (base)")
+            && stderr.contains("unreadable reply"),
+        "{stderr}"
+    );
+}

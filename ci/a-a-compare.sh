@@ -12,6 +12,7 @@
 #   GROUPS     benchmark groups            (default: cpu)
 #   THRESHOLD  regression threshold, %     (default: 3, the gate's default)
 #   EXTRA      more `concbench compare` options (e.g. "--quick")
+#   REF        the commit built twice      (default: HEAD)
 set -euo pipefail
 
 runs=${1:-20}
@@ -27,10 +28,10 @@ source "$root/ci/lib.sh"
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/concbench-aa.XXXXXX")
 trap 'rm -rf "$scratch"' EXIT
 
-commit=$(git -C "$root" rev-parse --short HEAD)
+commit=$(git -C "$root" rev-parse --short "${REF:-HEAD}")
 echo "== two builds of $commit"
-build_ref HEAD "$scratch/a-concbench"
-build_ref HEAD "$scratch/b-concbench"
+build_ref "$commit" "$scratch/a-concbench"
+build_ref "$commit" "$scratch/b-concbench"
 
 summary="$out_dir/compare-a-a.md"
 {

@@ -16,6 +16,7 @@
 #   GROUPS          compared groups            (default: fib_batch: the only group the change touches)
 #   THRESHOLD       gate threshold, %          (default: 3)
 #   CRITERION_RUNS  criterion-path runs per variant, plus9 and plus5 only (default: 0)
+#   REF             the commit every build starts from (default: HEAD)
 set -euo pipefail
 
 runs=${1:-10}
@@ -63,11 +64,11 @@ PY
 PATCH
 }
 
-commit=$(git -C "$root" rev-parse --short HEAD)
+commit=$(git -C "$root" rev-parse --short "${REF:-HEAD}")
 echo "== builds of $commit: base and ${variants[*]}"
-build_ref HEAD "$scratch/base-concbench"
+build_ref "$commit" "$scratch/base-concbench"
 for variant in "${variants[@]}"; do
-    build_ref HEAD "$scratch/$variant-concbench" "$(patch_for "$variant")"
+    build_ref "$commit" "$scratch/$variant-concbench" "$(patch_for "$variant")"
 done
 
 summary="$out_dir/sensitivity.md"
@@ -115,43 +116,49 @@ PY
     done
 done
 
-# The criterion path, as ci/bench-compare.sh GATE=criterion runs it, on the same builds'
-# sources: a baseline of HEAD, then the variant compared with it, then the gate.
+# The criterion path, as ci/bench-compare.sh GATE=criterion runs it: a baseline of the
+# commit, then the variant compared with it, then the gate. Each side is a worktree
+# with a target directory of its own (no rebuild between them); both write criterion's
+# results to one place, as a CI job's shared target/ would.
 declare -A criterion_caught
 if ((criterion_runs > 0)); then
+    base_tree=$(mktemp -d "${TMPDIR:-/tmp}/concbench-sens-base.XXXXXX")
+    git -C "$root" worktree add --detach "$base_tree" "$commit" >/dev/null
+    export CRITERION_HOME="$scratch/criterion"
     for variant in plus9 plus5; do
         criterion_caught[$variant]=0
-        worktree=$(mktemp -d "${TMPDIR:-/tmp}/concbench-sens-wt.XXXXXX")
-        git -C "$root" worktree add --detach "$worktree" HEAD >/dev/null
-        (cd "$worktree" && bash -c "$(patch_for "$variant")")
-        # Each tree keeps its own target directory (no rebuild between them); both
-        # write criterion's results to one place, as a CI job's shared target/ would.
-        export CRITERION_HOME="$scratch/criterion"
+        variant_tree=$(mktemp -d "${TMPDIR:-/tmp}/concbench-sens-wt.XXXXXX")
+        git -C "$root" worktree add --detach "$variant_tree" "$commit" >/dev/null
+        (cd "$variant_tree" && bash -c "$(patch_for "$variant")")
         for ((run = 1; run <= criterion_runs; run++)); do
             rm -rf "$CRITERION_HOME"
-            (cd "$root" && cargo bench --quiet --bench cpu -- fib_batch --save-baseline sens >/dev/null 2>&1)
-            (cd "$worktree" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/worktrees" \
+            (cd "$base_tree" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/sens-base" \
+                cargo bench --quiet --bench cpu -- fib_batch --save-baseline sens >/dev/null 2>&1)
+            (cd "$variant_tree" && CARGO_TARGET_DIR="$CARGO_TARGET_DIR/sens-variant" \
                 cargo bench --quiet --bench cpu -- fib_batch --baseline sens >/dev/null 2>&1)
             for mode in change ratios; do
-                gate=(regress --baseline sens --criterion-dir "$CRITERION_HOME" --threshold "$threshold"
-                    --markdown "$out_dir/criterion-$variant-$mode-$run.md")
+                file="$out_dir/criterion-$variant-$mode-$run.md"
+                gate=(regress --baseline sens --criterion-dir "$CRITERION_HOME" --threshold "$threshold" --markdown "$file")
                 [[ $mode == ratios ]] && gate+=(--ratios)
                 "$scratch/base-concbench" "${gate[@]}" >/dev/null 2>&1 || true
-                row=$(grep -F "\`$target_id\`" "$out_dir/criterion-$variant-$mode-$run.md" || true)
+                row=$(grep -F "\`$target_id\`" "$file" || true)
                 change=$(echo "$row" | awk -F'|' '{print $5}' | xargs)
                 verdict=$(echo "$row" | awk -F'|' '{print $6}' | xargs)
-                others=$(grep -c "regressed\*\*" "$out_dir/criterion-$variant-$mode-$run.md" || true)
+                others=$(grep -c "regressed\*\*" "$file" || true)
+                flagged=no
                 if [[ $verdict == "**regressed**" ]]; then
+                    flagged=yes
                     others=$((others - 1))
                     [[ $mode == change ]] && criterion_caught[$variant]=$((criterion_caught[$variant] + 1))
                 fi
-                echo "| criterion $mode mode | $variant | $run | $([[ $verdict == "**regressed**" ]] && echo '**yes**' || echo no) | $change | $others | — | — |" >> "$summary"
+                echo "| criterion, $mode mode | $variant | $run | $flagged | $change | $others | — | — |" >> "$summary"
                 echo "criterion $mode $variant run $run: $verdict"
             done
         done
-        git -C "$root" worktree remove --force "$worktree" 2>/dev/null || rm -rf "$worktree"
-        unset CRITERION_HOME
+        git -C "$root" worktree remove --force "$variant_tree" 2>/dev/null || rm -rf "$variant_tree"
     done
+    git -C "$root" worktree remove --force "$base_tree" 2>/dev/null || rm -rf "$base_tree"
+    unset CRITERION_HOME
 fi
 
 {

@@ -9,7 +9,7 @@
 # per run, its exit status, rounds, time, widest interval and the most extreme change.
 #
 # Environment:
-#   GROUPS     benchmark groups            (default: cpu)
+#   BENCH_GROUPS benchmark groups            (default: cpu)
 #   THRESHOLD  regression threshold, %     (default: 3, the gate's default)
 #   EXTRA      more `concbench compare` options (e.g. "--quick")
 #   REF        the commit built twice      (default: HEAD)
@@ -19,7 +19,7 @@ runs=${1:-20}
 root=$(git rev-parse --show-toplevel)
 out_dir=${2:-$root/target/a-a-compare}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
-groups=${GROUPS:-cpu}
+groups=${BENCH_GROUPS:-cpu}
 threshold=${THRESHOLD:-3}
 read -r -a extra <<< "${EXTRA:-}"
 mkdir -p "$out_dir"

@@ -16,7 +16,7 @@
 #
 # Environment:
 #   GATE       compare | criterion                       (default: compare)
-#   GROUPS     compare: benchmark groups                 (default: cpu)
+#   BENCH_GROUPS compare: benchmark groups                 (default: cpu)
 #   QUICK      compare: set to 1 for the 60 s budget     (default: the 240 s budget)
 #   THRESHOLD  regression threshold, percent             (default: 3 compare, 10 criterion)
 #   BENCHES    criterion: cargo bench target selection   (default: every suite)
@@ -41,7 +41,7 @@ if [[ $gate == compare ]]; then
     cp "$CARGO_TARGET_DIR/release/concbench" "$scratch/head-concbench"
     echo "== compare: threshold ${threshold} %"
     args=(compare --base "$scratch/base-concbench" --head "$scratch/head-concbench"
-        --groups "${GROUPS:-cpu}" --threshold "$threshold"
+        --groups "${BENCH_GROUPS:-cpu}" --threshold "$threshold"
         --markdown "$CARGO_TARGET_DIR/regress.md" --json "$CARGO_TARGET_DIR/compare.json")
     if [[ "${QUICK:-}" == 1 ]]; then
         args+=(--quick)

@@ -13,7 +13,7 @@
 #
 # Environment:
 #   VARIANTS        which variants             (default: "plus9 plus5 plus2")
-#   GROUPS          compared groups            (default: fib_batch: the only group the change touches)
+#   BENCH_GROUPS      compared groups            (default: fib_batch: the only group the change touches)
 #   THRESHOLD       gate threshold, %          (default: 3)
 #   CRITERION_RUNS  criterion-path runs per variant, plus9 and plus5 only (default: 0)
 #   REF             the commit every build starts from (default: HEAD)
@@ -24,7 +24,7 @@ root=$(git rev-parse --show-toplevel)
 out_dir=${2:-$root/target/sensitivity}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 read -r -a variants <<< "${VARIANTS:-plus9 plus5 plus2}"
-groups=${GROUPS:-fib_batch}
+groups=${BENCH_GROUPS:-fib_batch}
 threshold=${THRESHOLD:-3}
 criterion_runs=${CRITERION_RUNS:-0}
 target_id="fib_batch/rayon/64x27"

@@ -4,15 +4,17 @@
 #   reports/produce.sh
 #
 # Run it from a clean, committed tree on a machine left otherwise idle; it takes about
-# 20 minutes on two cores. Steps:
+# 35 minutes on two cores. Steps:
 #
 # 1. installs redis-server and redis-benchmark when they are missing and this is a
 #    Debian-like machine run as root (the loopback ceiling row, and the check of the
 #    load generator against redis's own client); without them those rows are left out;
 # 2. removes earlier results (criterion's and the scenarios'), so nothing stale from
 #    another commit or parameter set can reach the report;
-# 3. `cargo bench` (cpu, server, tasks), the Beazley scenario (with the Python peers
-#    when python3 is on PATH), the tasks scenario, then `concbench report`.
+# 3. `cargo bench` (cpu, server, tasks: criterion's medians and HTML), the measurement
+#    engine (`concbench measure`: the paired speedups and the noise gauge the report
+#    quotes), the Beazley scenario (with the Python peers when python3 is on PATH), the
+#    tasks scenario, then `concbench report`.
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
@@ -49,6 +51,7 @@ rm -rf "$CARGO_TARGET_DIR/criterion" "$CARGO_TARGET_DIR/concbench"
 cargo bench
 cargo build --release
 concbench="$CARGO_TARGET_DIR/release/concbench"
+"$concbench" measure
 "$concbench" scenario beazley
 "$concbench" scenario tasks
 "$concbench" report

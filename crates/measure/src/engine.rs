@@ -248,7 +248,12 @@ pub fn run(
             widest: widths.iter().flatten().copied().reduce(f64::max),
         });
         let verdict = if still_open == 0 {
-            Some(StopReason::Converged)
+            // Every pair closed: the run is as decided as its least decided pair.
+            Some(if closed.contains(&Some(StopReason::Settled)) {
+                StopReason::Settled
+            } else {
+                StopReason::Converged
+            })
         } else {
             let open_widths: Vec<Option<f64>> = (0..schedule.pairs.len())
                 .filter(|&pair| closed[pair].is_none())

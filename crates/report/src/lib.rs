@@ -1,12 +1,16 @@
 //! Reports people can cite: `concbench report` turns criterion's results and the
 //! scenarios' JSON rows into `reports/<YYYY-MM-DD>-<hostname>/`:
 //!
-//! - `summary.md` — per workload, every style's median, its 95 % confidence interval,
-//!   its ratio to the baseline (or to the best, for network rows) and its throughput;
+//! - `summary.md` — per workload, every style's criterion median with its 95 %
+//!   confidence interval and throughput, and beside it the measurement engine's paired
+//!   speedup over the reference with its interval and CPU ÷ wall (`concbench measure`),
+//!   whose single-threaded styles are the run's noise gauge; where the engine did not
+//!   run, criterion's own ratio to the baseline (or to the best, for network rows);
 //!   the Beazley table; the task-cost table; how it was produced;
 //! - `results.csv` — one row per benchmark, the same columns;
 //! - `*.svg` — one chart per criterion group, the hog-latency chart, memory per unit;
-//! - `beazley.json`, `tasks.json` — the scenarios' rows, as measured;
+//! - `beazley.json`, `tasks.json`, `measure.json` — the scenarios' and the engine's rows,
+//!   as measured;
 //! - `machine.json` — CPU, cores, memory, kernel, `rustc -vV`, criterion version, git
 //!   commit and dirtiness, date, worker count, commands.
 //!
@@ -25,6 +29,7 @@ mod summary;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use measure::rows::{MEASURE_ROWS, MeasureRun};
 use scenarios::{BeazleyRow, RunMeta, TaskRow};
 
 pub use machine::MachineInfo;
@@ -91,6 +96,8 @@ pub struct Loaded {
     pub beazley: Option<Vec<BeazleyRow>>,
     /// The tasks scenario's rows, if it ran.
     pub tasks: Option<Vec<TaskRow>>,
+    /// The measurement engine's last run (`concbench measure`), if any.
+    pub measure: Option<MeasureRun>,
     /// The runs' own records, in the order they ran.
     pub runs: Vec<RunMeta>,
 }
@@ -124,6 +131,7 @@ pub fn load(inputs: &Inputs) -> Result<Loaded, ReportError> {
         benchmarks: criterion::read_benchmarks(&inputs.criterion_dir)?,
         beazley: read_optional(&inputs.scenarios_dir.join(BEAZLEY_ROWS))?,
         tasks: read_optional(&inputs.scenarios_dir.join(TASK_ROWS))?,
+        measure: read_measure(&inputs.scenarios_dir.join(MEASURE_ROWS))?,
         runs,
     })
 }
@@ -190,7 +198,7 @@ pub fn write(
     }
 
     let csv_path = folder.join("results.csv");
-    summary::write_csv(&csv_path, &rows)?;
+    summary::write_csv(&csv_path, &rows, loaded.measure.as_ref())?;
     files.push("results.csv".to_owned());
     // The scenarios' rows as they were measured, for plots and spreadsheets of their own.
     if let Some(beazley) = &loaded.beazley {
@@ -200,6 +208,10 @@ pub fn write(
     if let Some(tasks) = &loaded.tasks {
         write_json(&folder.join(TASK_ROWS), tasks)?;
         files.push(TASK_ROWS.to_owned());
+    }
+    if let Some(measured) = &loaded.measure {
+        write_json(&folder.join(MEASURE_ROWS), measured)?;
+        files.push(MEASURE_ROWS.to_owned());
     }
 
     let markdown = summary::markdown(inputs, loaded, &rows, machine, &files);
@@ -217,6 +229,27 @@ fn read_optional<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T
     } else {
         Ok(None)
     }
+}
+
+/// The engine's rows, when present; another schema version is an error naming the file,
+/// not a silent misreading.
+fn read_measure(path: &Path) -> Result<Option<MeasureRun>, ReportError> {
+    let Some(version) = read_optional::<serde_json::Value>(path)? else {
+        return Ok(None);
+    };
+    let found = version
+        .get("schema_version")
+        .and_then(serde_json::Value::as_u64);
+    if found != Some(u64::from(measure::rows::SCHEMA_VERSION)) {
+        return Err(ReportError::Parse {
+            path: path.to_path_buf(),
+            message: format!(
+                "schema version {found:?}; this report reads version {}",
+                measure::rows::SCHEMA_VERSION
+            ),
+        });
+    }
+    parse_json(path).map(Some)
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportError> {

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
+use measure::rows::{CohortRow, MeasureRun, StyleRow};
 use scenarios::{BeazleyRow, Phase, TaskRow};
 use workloads::Workload;
 
@@ -16,7 +17,7 @@ pub(crate) const HOG_CHART: &str = "hog_latency_p99.svg";
 pub(crate) const TASKS_CHART: &str = "bytes_per_task.svg";
 
 /// The columns of `results.csv`, in order.
-pub const CSV_COLUMNS: [&str; 11] = [
+pub const CSV_COLUMNS: [&str; 15] = [
     "group",
     "style",
     "parameter",
@@ -28,6 +29,10 @@ pub const CSV_COLUMNS: [&str; 11] = [
     "ratio_to",
     "elements_per_iteration",
     "elements_per_second",
+    "paired_speedup",
+    "paired_speedup_low",
+    "paired_speedup_high",
+    "cpu_per_wall",
 ];
 
 /// Rows grouped by criterion group, in the matrix's workload order (unknown groups
@@ -57,7 +62,25 @@ pub(crate) fn ratio_axis(base: RatioBase, baseline: &str) -> String {
     format!("median time per element, log scale (shorter is faster); {ratio}")
 }
 
-pub(crate) fn write_csv(path: &Path, rows: &[ResultRow]) -> Result<(), ReportError> {
+/// The engine's row for `style` at `group`/`parameter`, with its cohort.
+fn engine_row<'a>(
+    measured: Option<&'a MeasureRun>,
+    group: &str,
+    style: &str,
+    parameter: Option<&str>,
+) -> Option<(&'a CohortRow, &'a StyleRow)> {
+    let cohort = measured?
+        .cohorts
+        .iter()
+        .find(|cohort| cohort.group == group && Some(cohort.parameter.as_str()) == parameter)?;
+    Some((cohort, cohort.styles.iter().find(|row| row.style == style)?))
+}
+
+pub(crate) fn write_csv(
+    path: &Path,
+    rows: &[ResultRow],
+    measured: Option<&MeasureRun>,
+) -> Result<(), ReportError> {
     let write_error = |error: csv::Error| ReportError::Write {
         path: path.to_path_buf(),
         source: std::io::Error::other(error),
@@ -67,6 +90,19 @@ pub(crate) fn write_csv(path: &Path, rows: &[ResultRow]) -> Result<(), ReportErr
     for row in rows {
         let benchmark = &row.benchmark;
         let optional = |value: Option<String>| value.unwrap_or_default();
+        let engine = engine_row(
+            measured,
+            &benchmark.group,
+            &benchmark.function,
+            benchmark.value.as_deref(),
+        )
+        .map(|(_, row)| row);
+        // The reference's own speedup is 1 by definition.
+        let speedup = engine.map(|row| {
+            row.speedup.map_or((1.0, 1.0, 1.0), |speedup| {
+                (speedup.point, speedup.lower, speedup.upper)
+            })
+        });
         writer
             .write_record([
                 benchmark.group.clone(),
@@ -83,6 +119,10 @@ pub(crate) fn write_csv(path: &Path, rows: &[ResultRow]) -> Result<(), ReportErr
                 },
                 optional(benchmark.elements.map(|elements| elements.to_string())),
                 optional(row.elements_per_second.map(|rate| format!("{rate:.1}"))),
+                optional(speedup.map(|speedup| format!("{:.4}", speedup.0))),
+                optional(speedup.map(|speedup| format!("{:.4}", speedup.1))),
+                optional(speedup.map(|speedup| format!("{:.4}", speedup.2))),
+                optional(engine.map(|row| format!("{:.3}", row.cpu_per_wall))),
             ])
             .map_err(write_error)?;
     }
@@ -114,7 +154,37 @@ pub(crate) fn markdown(
         machine.available_parallelism
     );
 
-    out.push_str("## Benchmarks (criterion)\n\n");
+    out.push_str("## Benchmarks\n\n");
+    match &loaded.measure {
+        Some(measured) => {
+            let _ = writeln!(
+                out,
+                "Speedups come from the measurement engine (`{}`): every style in a worker process of its \
+                 own, sampled once per round in a freshly shuffled order, each speedup taken within a round \
+                 (the reference's time ÷ the style's), {} workers per style, seed {}, samples of about {:.0} ms, \
+                 target ±{:.1} %, budget {:.0} s per cohort. Medians and their intervals are criterion's \
+                 (each style measured contiguously, all in one process): read them for scale, quote the \
+                 paired speedups.\n",
+                measured.command,
+                measured.workers,
+                measured.seed,
+                measured.sample_target_ms,
+                measured.stopping.target * 100.0,
+                measured.stopping.budget.as_secs_f64()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "_No rows of the measurement engine in `{}`: run `concbench measure` for paired speedups; \
+                 the ratios below are criterion's medians divided, measured minutes apart._\n",
+                inputs
+                    .scenarios_dir
+                    .join(measure::rows::MEASURE_ROWS)
+                    .display()
+            );
+        }
+    }
     if rows.is_empty() {
         let _ = writeln!(
             out,
@@ -122,42 +192,36 @@ pub(crate) fn markdown(
             inputs.criterion_dir.display()
         );
     }
-    for (group, group_rows) in by_group(rows) {
+    let mut groups: Vec<(&str, Vec<&ResultRow>)> = by_group(rows);
+    for cohort in loaded.measure.iter().flat_map(|measured| &measured.cohorts) {
+        if !groups.iter().any(|(group, _)| *group == cohort.group) {
+            groups.push((cohort.group.as_str(), Vec::new()));
+        }
+    }
+    groups.sort_by_key(|(group, _)| {
+        Workload::ALL
+            .iter()
+            .position(|workload| workload.name() == *group)
+            .unwrap_or(usize::MAX)
+    });
+    for (group, group_rows) in groups {
         let _ = writeln!(out, "### {group}\n");
         if files.iter().any(|file| *file == format!("{group}.svg")) {
             let _ = writeln!(out, "![{group}]({group}.svg)\n");
         }
-        let base = group_rows
-            .first()
-            .map_or(RatioBase::Best, |row| row.ratio_base);
-        let _ = writeln!(
-            out,
-            "| style | parameter | median | 95 % CI | {} | throughput |\n|---|---|---:|---:|---:|---:|",
-            base.label(&inputs.baseline)
-        );
-        for row in &group_rows {
-            let benchmark = &row.benchmark;
-            let _ = writeln!(
-                out,
-                "| `{}` | {} | {} | {} – {} | {:.2}× | {} |",
-                benchmark.function,
-                benchmark.value.as_deref().unwrap_or(""),
-                format_nanos(benchmark.median.point),
-                format_nanos(benchmark.median.lower),
-                format_nanos(benchmark.median.upper),
-                row.ratio,
-                row.elements_per_second
-                    .map_or_else(String::new, format_rate),
-            );
-        }
-        out.push('\n');
-        if CPU_GROUPS.iter().any(|workload| workload.name() == group) {
-            noise_gauge(&mut out, &group_rows, &inputs.single_threaded);
-        }
-        if base == RatioBase::Baseline
-            && let Some(workers) = machine.workers
-        {
-            disturbed_run_warning(&mut out, &group_rows, workers, &inputs.baseline);
+        let cohorts: Vec<&CohortRow> = loaded
+            .measure
+            .iter()
+            .flat_map(|measured| &measured.cohorts)
+            .filter(|cohort| cohort.group == group)
+            .collect();
+        if cohorts.is_empty() {
+            criterion_table(&mut out, inputs, machine, group, &group_rows);
+        } else {
+            paired_table(&mut out, loaded.measure.as_ref(), &group_rows, &cohorts);
+            for cohort in &cohorts {
+                paired_notes(&mut out, cohort, machine.workers);
+            }
         }
     }
 
@@ -200,6 +264,192 @@ pub(crate) fn markdown(
             .join(", ")
     );
     out
+}
+
+/// A group the engine did not measure: criterion's medians and ratios, its noise gauge
+/// and its superlinear check, as before the engine.
+fn criterion_table(
+    out: &mut String,
+    inputs: &Inputs,
+    machine: &MachineInfo,
+    group: &str,
+    group_rows: &[&ResultRow],
+) {
+    let base = group_rows
+        .first()
+        .map_or(RatioBase::Best, |row| row.ratio_base);
+    let _ = writeln!(
+        out,
+        "| style | parameter | median | 95 % CI | {} | throughput |\n|---|---|---:|---:|---:|---:|",
+        base.label(&inputs.baseline)
+    );
+    for row in group_rows {
+        let benchmark = &row.benchmark;
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} – {} | {:.2}× | {} |",
+            benchmark.function,
+            benchmark.value.as_deref().unwrap_or(""),
+            format_nanos(benchmark.median.point),
+            format_nanos(benchmark.median.lower),
+            format_nanos(benchmark.median.upper),
+            row.ratio,
+            row.elements_per_second
+                .map_or_else(String::new, format_rate),
+        );
+    }
+    out.push('\n');
+    if CPU_GROUPS.iter().any(|workload| workload.name() == group) {
+        noise_gauge(out, group_rows, &inputs.single_threaded);
+    }
+    if base == RatioBase::Baseline
+        && let Some(workers) = machine.workers
+    {
+        disturbed_run_warning(out, group_rows, workers, &inputs.baseline);
+    }
+}
+
+/// A group the engine measured: per style, criterion's median beside the engine's
+/// paired speedup and CPU ÷ wall. Styles only one of the two measured get "—" where the
+/// other's numbers would be.
+fn paired_table(
+    out: &mut String,
+    measured: Option<&MeasureRun>,
+    group_rows: &[&ResultRow],
+    cohorts: &[&CohortRow],
+) {
+    let mut references_named: Vec<&str> = cohorts
+        .iter()
+        .map(|cohort| cohort.reference.as_str())
+        .collect();
+    references_named.dedup();
+    let _ = writeln!(
+        out,
+        "| style | parameter | paired speedup over `{}` (95 %) | CPU ÷ wall | median (criterion) | 95 % CI | throughput |\n\
+         |---|---|---:|---:|---:|---:|---:|",
+        references_named.join("`, `")
+    );
+    let speedup_cell = |row: &StyleRow| {
+        row.speedup.map_or_else(
+            || "1.00× (reference)".to_owned(),
+            |speedup| {
+                format!(
+                    "{:.2}× ({:.2}–{:.2})",
+                    speedup.point, speedup.lower, speedup.upper
+                )
+            },
+        )
+    };
+    for row in group_rows {
+        let benchmark = &row.benchmark;
+        let engine = engine_row(
+            measured,
+            &benchmark.group,
+            &benchmark.function,
+            benchmark.value.as_deref(),
+        );
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} | {} – {} | {} |",
+            benchmark.function,
+            benchmark.value.as_deref().unwrap_or(""),
+            engine.map_or_else(|| "—".to_owned(), |(_, row)| speedup_cell(row)),
+            engine.map_or_else(
+                || "—".to_owned(),
+                |(_, row)| format!("{:.2}", row.cpu_per_wall)
+            ),
+            format_nanos(benchmark.median.point),
+            format_nanos(benchmark.median.lower),
+            format_nanos(benchmark.median.upper),
+            row.elements_per_second
+                .map_or_else(String::new, format_rate),
+        );
+    }
+    for cohort in cohorts {
+        for style in &cohort.styles {
+            let in_criterion = group_rows.iter().any(|row| {
+                row.benchmark.function == style.style
+                    && row.benchmark.value.as_deref() == Some(cohort.parameter.as_str())
+            });
+            if !in_criterion {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {} | {} | {:.2} | — | — | |",
+                    style.style,
+                    cohort.parameter,
+                    speedup_cell(style),
+                    style.cpu_per_wall
+                );
+            }
+        }
+    }
+    out.push('\n');
+}
+
+/// Under a paired table: how the cohort's rounds ended, its noise gauge (the
+/// single-threaded styles, whose ideal speedup is 1.00), and a warning when a speedup's
+/// whole interval is beyond what the workers can give.
+fn paired_notes(out: &mut String, cohort: &CohortRow, workers: Option<usize>) {
+    let _ = writeln!(
+        out,
+        "> {}: {} rounds in {:.0} s, {}; the widest interval is ±{:.1} %.\n",
+        cohort.parameter,
+        cohort.rounds,
+        cohort.elapsed_s,
+        cohort.stop.describe(),
+        cohort
+            .styles
+            .iter()
+            .filter_map(|row| row.speedup)
+            .map(|speedup| speedup.relative_half_width() * 100.0)
+            .fold(0.0, f64::max)
+    );
+    if let Some(gauge) = &cohort.gauge {
+        let points: Vec<String> = gauge
+            .styles
+            .iter()
+            .filter_map(|name| cohort.styles.iter().find(|row| &row.style == name))
+            .filter_map(|row| {
+                row.speedup
+                    .map(|speedup| format!("`{}` {:.3}×", row.style, speedup.point))
+            })
+            .collect();
+        let verdict = if gauge.spread > NOISE_GAUGE_LIMIT {
+            "**Disturbed run:** more than the overhead of a loop or a runtime can explain; do not \
+             quote this cohort's speedups"
+        } else {
+            "the rest is noise plus each style's own overhead (an event loop's callbacks, a \
+             runtime's tasks), so differences between styles smaller than that mean nothing here"
+        };
+        let _ = writeln!(
+            out,
+            "> Noise gauge (paired): {} do `{}`'s work on one thread; ideal 1.00×, at most {:.1} % from it, \
+             intervals ±{:.1} % at most: {verdict}.\n",
+            points.join(", "),
+            cohort.reference,
+            gauge.spread * 100.0,
+            gauge.widest_half_width * 100.0
+        );
+    }
+    if let Some(workers) = workers.filter(|_| cohort.gauge.is_some()) {
+        let limit = workers as f64 * SUPERLINEAR_TOLERANCE;
+        let impossible: Vec<String> = cohort
+            .styles
+            .iter()
+            .filter_map(|row| Some((row, row.speedup?)))
+            .filter(|(_, speedup)| speedup.lower > limit)
+            .map(|(row, speedup)| format!("`{}` at {:.2}×", row.style, speedup.point))
+            .collect();
+        if !impossible.is_empty() {
+            let _ = writeln!(
+                out,
+                "> **Disturbed run:** {} over `{}` with {workers} workers, more than {workers} workers can give, \
+                 even at the interval's lower end.\n",
+                impossible.join(", "),
+                cohort.reference
+            );
+        }
+    }
 }
 
 /// The groups in which every style does the same sequential work in total, so that the

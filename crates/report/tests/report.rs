@@ -217,3 +217,113 @@ fn corrupt_or_foreign_files_are_errors_naming_the_file() {
         );
     }
 }
+
+/// The fixture's scenarios plus a `measure.json` of the engine, in a temporary folder.
+fn scenarios_with_engine_rows(test: &str, schema_version: u32) -> PathBuf {
+    use measure::rows::{CohortRow, MeasureRun, NoiseGauge, StyleRow};
+    use measure::stats::{Interval, StopReason, Stopping};
+    let dir = out_dir(test).join("scenarios");
+    std::fs::create_dir_all(&dir).expect("scenarios dir");
+    for entry in std::fs::read_dir(fixture("scenarios")).expect("fixture") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy");
+    }
+    let style = |style: &str, single_threaded, speedup: Option<(f64, f64, f64)>| StyleRow {
+        style: style.into(),
+        single_threaded,
+        iterations_per_sample: 3,
+        samples: 40,
+        wall_ns: 2e7,
+        cpu_ns: 3.9e7,
+        cpu_per_wall: if single_threaded { 1.0 } else { 1.95 },
+        speedup: speedup.map(|(point, lower, upper)| Interval {
+            point,
+            lower,
+            upper,
+        }),
+    };
+    let run = MeasureRun {
+        schema_version,
+        command: "concbench measure --groups fib_batch".into(),
+        seed: 17,
+        workers: 2,
+        stopping: Stopping::default(),
+        sample_target_ms: 90.0,
+        recorded_at: 1,
+        cohorts: vec![CohortRow {
+            group: "fib_batch".into(),
+            parameter: "64x27".into(),
+            reference: "seq".into(),
+            rounds: 40,
+            stop: StopReason::Budget,
+            elapsed_s: 88.0,
+            styles: vec![
+                style("seq", true, None),
+                style("evloop", true, Some((0.988, 0.975, 1.001))),
+                style("rayon", false, Some((1.912, 1.880, 1.950))),
+                style("tokio", false, Some((1.901, 1.870, 1.930))),
+            ],
+            gauge: Some(NoiseGauge {
+                styles: vec!["evloop".into()],
+                spread: 0.012,
+                widest_half_width: 0.013,
+            }),
+        }],
+    };
+    std::fs::write(
+        dir.join(measure::rows::MEASURE_ROWS),
+        serde_json::to_string(&run).expect("json"),
+    )
+    .expect("write measure.json");
+    dir
+}
+
+#[test]
+fn the_engines_paired_speedups_take_the_ratio_columns() {
+    let scenarios = scenarios_with_engine_rows("engine", measure::rows::SCHEMA_VERSION);
+    let engine_inputs = Inputs {
+        scenarios_dir: scenarios.clone(),
+        ..inputs("criterion", "scenarios")
+    };
+    let loaded = report::load(&engine_inputs).expect("load");
+    let out = out_dir("engine-out");
+    let written = report::write(&engine_inputs, &loaded, &machine(&loaded), &out).expect("write");
+    assert!(written.files.iter().any(|file| file == "measure.json"));
+    let summary = std::fs::read_to_string(written.folder.join("summary.md")).expect("summary");
+    // criterion's median beside the engine's speedup; the reference says so.
+    for cell in [
+        "| `rayon` | 64x27 | 1.91× (1.88–1.95) | 1.95 | 15.00 ms |",
+        "| `seq` | 64x27 | 1.00× (reference) | 1.00 |",
+        // Measured by the engine only: criterion's columns are empty.
+        "| `tokio` | 64x27 | 1.90× (1.87–1.93) | 1.95 | — | — | |",
+        "> Noise gauge (paired): `evloop` 0.988× do `seq`'s work on one thread; ideal 1.00×, at most 1.2 % from it",
+        "seed 17",
+    ] {
+        assert!(summary.contains(cell), "{cell} missing:\n{summary}");
+    }
+    // criterion's own gauge gives way to the engine's in the groups the engine measured;
+    // groups it did not measure keep criterion's ratios.
+    assert!(!summary.contains("their medians are"), "{summary}");
+    assert!(summary.contains("| `tokio` | 100 |"), "{summary}");
+    let mut csv = csv::Reader::from_path(written.folder.join("results.csv")).expect("csv");
+    let rayon = csv
+        .records()
+        .map(|record| record.expect("record"))
+        .find(|record| &record[0] == "fib_batch" && &record[1] == "rayon")
+        .expect("rayon row");
+    assert_eq!(
+        (&rayon[11], &rayon[12], &rayon[13], &rayon[14]),
+        ("1.9120", "1.8800", "1.9500", "1.950")
+    );
+
+    let foreign = scenarios_with_engine_rows("engine-foreign", 999);
+    let error = report::load(&Inputs {
+        scenarios_dir: foreign,
+        ..inputs("criterion", "scenarios")
+    })
+    .expect_err("another schema version");
+    assert!(
+        error.to_string().contains("schema version Some(999)"),
+        "{error}"
+    );
+}

@@ -17,6 +17,8 @@
 #   THRESHOLD       gate threshold, %          (default: 3)
 #   CRITERION_RUNS  criterion-path runs per variant, plus9 and plus5 only (default: 0)
 #   REF             the commit every build starts from (default: HEAD)
+#   BINARIES        a folder with base-concbench and <variant>-concbench already built
+#                   (by an earlier run of this script): skips the builds
 set -euo pipefail
 
 runs=${1:-10}
@@ -65,11 +67,18 @@ PATCH
 }
 
 commit=$(git -C "$root" rev-parse --short "${REF:-HEAD}")
-echo "== builds of $commit: base and ${variants[*]}"
-build_ref "$commit" "$scratch/base-concbench"
-for variant in "${variants[@]}"; do
-    build_ref "$commit" "$scratch/$variant-concbench" "$(patch_for "$variant")"
-done
+if [[ -n ${BINARIES:-} ]]; then
+    echo "== prebuilt binaries from $BINARIES"
+    for binary in base "${variants[@]}"; do
+        cp "$BINARIES/$binary-concbench" "$scratch/"
+    done
+else
+    echo "== builds of $commit: base and ${variants[*]}"
+    build_ref "$commit" "$scratch/base-concbench"
+    for variant in "${variants[@]}"; do
+        build_ref "$commit" "$scratch/$variant-concbench" "$(patch_for "$variant")"
+    done
+fi
 
 summary="$out_dir/sensitivity.md"
 {

@@ -1,6 +1,5 @@
 //! `concbench compare`: the CI gate on two builds, measured side by side.
 
-use std::io::{self, Write};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -85,23 +84,10 @@ pub(crate) fn run(args: &CompareArgs) -> anyhow::Result<()> {
         run.stop.describe()
     ));
     let outcome = regress::paired(&run, args.threshold / 100.0);
-    let table = outcome.markdown();
-    let mut stdout = io::stdout().lock();
-    stdout.write_all(table.as_bytes())?;
-    stdout.flush()?;
-    if let Some(path) = &args.markdown {
-        std::fs::write(path, &table).with_context(|| format!("cannot write {}", path.display()))?;
-    }
+    // The rows first: a regression still leaves them for the job's artifacts.
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&run)? + "\n";
         std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;
     }
-    if outcome.regressed() {
-        return Err(Exit {
-            code: 1,
-            message: "confirmed regressions (see the table)".into(),
-        }
-        .into());
-    }
-    Ok(())
+    super::regress::publish(&outcome, args.markdown.as_deref())
 }

@@ -222,12 +222,7 @@ fn cohort_table(row: &CohortRow) -> String {
             style.style.clone(),
             style.speedup.map_or_else(
                 || "reference".to_owned(),
-                |speedup| {
-                    format!(
-                        "{:.3}× ({:.3}–{:.3})",
-                        speedup.point, speedup.lower, speedup.upper
-                    )
-                },
+                |speedup| speedup.format_ratio(3),
             ),
             report::results::format_nanos(style.wall_ns),
             report::results::format_nanos(style.cpu_ns),

@@ -1,7 +1,7 @@
 //! `concbench regress`: the CI regression gate over criterion's baseline comparison.
 
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use regress::{Mode, RegressError};
@@ -63,11 +63,17 @@ pub(crate) fn run(args: &RegressArgs) -> anyhow::Result<()> {
         }
         Err(RegressError::Read(error)) => return Err(Exit::usage(error.to_string()).into()),
     };
+    publish(&outcome, args.markdown.as_deref())
+}
+
+/// Prints a gate's table, also to `markdown` when given, and fails with exit code 1 when
+/// anything regressed: the end of `regress` and of `compare` alike.
+pub(crate) fn publish(outcome: &regress::Outcome, markdown: Option<&Path>) -> anyhow::Result<()> {
     let table = outcome.markdown();
     let mut stdout = io::stdout().lock();
     stdout.write_all(table.as_bytes())?;
     stdout.flush()?;
-    if let Some(path) = &args.markdown {
+    if let Some(path) = markdown {
         std::fs::write(path, &table).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if outcome.regressed() {

@@ -39,6 +39,15 @@ impl Interval {
         (self.upper / self.point - 1.0).max(1.0 - self.lower / self.point)
     }
 
+    /// The ratio and its interval as a table shows them, with `decimals` decimals:
+    /// `1.91× (1.88–1.95)`.
+    pub fn format_ratio(&self, decimals: usize) -> String {
+        format!(
+            "{:.decimals$}× ({:.decimals$}–{:.decimals$})",
+            self.point, self.lower, self.upper
+        )
+    }
+
     /// The interval as a relative change, `point − 1` and so on (`+0.05` is 5 % slower).
     pub fn as_change(&self) -> Interval {
         Interval {

@@ -332,12 +332,7 @@ fn paired_table(
     let speedup_cell = |row: &StyleRow| {
         row.speedup.map_or_else(
             || "1.00× (reference)".to_owned(),
-            |speedup| {
-                format!(
-                    "{:.2}× ({:.2}–{:.2})",
-                    speedup.point, speedup.lower, speedup.upper
-                )
-            },
+            |speedup| speedup.format_ratio(2),
         )
     };
     for row in group_rows {

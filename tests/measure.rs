@@ -49,6 +49,7 @@ fn idle_workers_use_no_cpu() {
     let program = WorkerProgram {
         program: common::concbench_binary().into(),
         workers: two_workers(),
+        timeouts: measure::process::Timeouts::default(),
     };
     // Every style that runs fib_batch (pools, runtimes and process pools included), and
     // a task group whose styles keep timers and reactors.

@@ -105,6 +105,7 @@ pub(crate) fn run(args: &MeasureArgs) -> anyhow::Result<()> {
     let program = WorkerProgram {
         program: std::env::current_exe().context("cannot find the concbench binary")?,
         workers: config.workers,
+        timeouts: measure::process::Timeouts::default(),
     };
     let listed = suite::list(&groups);
     let mut cohorts: Vec<(Workload, String, Vec<BenchmarkId>)> = Vec::new();
@@ -220,10 +221,9 @@ fn cohort_table(row: &CohortRow) -> String {
     for style in &row.styles {
         table.push(vec![
             style.style.clone(),
-            style.speedup.map_or_else(
-                || "reference".to_owned(),
-                |speedup| speedup.format_ratio(3),
-            ),
+            style
+                .speedup
+                .map_or_else(|| "reference".to_owned(), |speedup| speedup.format_ratio(3)),
             report::results::format_nanos(style.wall_ns),
             report::results::format_nanos(style.cpu_ns),
             format!("{:.2}", style.cpu_per_wall),

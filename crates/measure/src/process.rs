@@ -22,11 +22,27 @@ use crate::suite::BenchmarkId;
 /// The hidden subcommand that turns `concbench` into a worker process of the engine.
 pub const WORKER_SUBCOMMAND: &str = "measure-worker";
 
-/// How long a worker may take to build its style and check its first answer.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the engine waits for a worker before calling it hung.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// To build its style and check its first answer.
+    pub ready: Duration,
+    /// For one sample's reply (samples last about 90 ms; one iteration may be longer).
+    pub sample: Duration,
+}
 
-/// How long one sample may take beyond what its calibration predicts.
-pub const SAMPLE_TIMEOUT: Duration = Duration::from_secs(60);
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            ready: Duration::from_secs(120),
+            sample: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Replies read ahead of the engine at most: a worker that floods its stdout blocks on
+/// the pipe instead of filling the engine's memory.
+const READ_AHEAD: usize = 2;
 
 /// Which of the two builds a worker runs, in A/B comparisons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +63,8 @@ pub struct WorkerProgram {
     pub program: PathBuf,
     /// Workers per style (threads, pool size, processes).
     pub workers: NonZeroUsize,
+    /// How long to wait for its workers.
+    pub timeouts: Timeouts,
 }
 
 /// One benchmark of a build's list: runs here, or why not.
@@ -117,7 +135,7 @@ impl WorkerProgram {
                 "{label}: no pipes to the worker"
             )));
         };
-        let (sender, replies) = mpsc::channel();
+        let (sender, replies) = mpsc::sync_channel(READ_AHEAD);
         let reader_label = label.clone();
         std::thread::spawn(move || {
             let mut stdout = BufReader::new(stdout);
@@ -157,6 +175,7 @@ impl WorkerProgram {
         });
         Ok(WorkerProcess {
             label,
+            timeouts: self.timeouts,
             child,
             stdin: Some(stdin),
             replies,
@@ -181,6 +200,7 @@ pub enum Readiness {
 #[derive(Debug)]
 pub struct WorkerProcess {
     label: String,
+    timeouts: Timeouts,
     child: Child,
     stdin: Option<ChildStdin>,
     replies: Receiver<Result<Reply, String>>,
@@ -191,7 +211,7 @@ pub struct WorkerProcess {
 impl WorkerProcess {
     /// Waits for the worker's first word.
     pub fn wait_ready(&mut self) -> Result<Readiness, MeasureError> {
-        match self.receive(READY_TIMEOUT)? {
+        match self.receive(self.timeouts.ready)? {
             Reply::Ready { protocol, pid, .. } if protocol == PROTOCOL_VERSION => {
                 self.pid = Some(pid);
                 Ok(Readiness::Ready)
@@ -231,6 +251,9 @@ impl WorkerProcess {
     }
 
     fn with_stderr(&self, message: String) -> String {
+        // Error paths only: give the stderr reader a moment to catch a dying worker's
+        // last words, which may arrive after its stdout closed.
+        std::thread::sleep(Duration::from_millis(100));
         let tail = self
             .stderr_tail
             .lock()
@@ -256,6 +279,18 @@ impl Contender for WorkerProcess {
     fn sample(&mut self, iterations: u64) -> Result<Sample, MeasureError> {
         let request = serde_json::to_string(&Request::Sample { iterations })
             .map_err(|error| MeasureError::Worker(error.to_string()))?;
+        // One request, one reply: anything already waiting was never asked for (a
+        // flood, or bytes after the last reply), and is never taken as this answer.
+        if let Ok(unasked) = self.replies.try_recv() {
+            let what = match unasked {
+                Ok(reply) => format!("{reply:?}"),
+                Err(message) => message,
+            };
+            return Err(MeasureError::Worker(self.with_stderr(format!(
+                "{}: a reply not asked for: {what}",
+                self.label
+            ))));
+        }
         let Some(stdin) = self.stdin.as_mut() else {
             return Err(MeasureError::Worker(format!(
                 "{}: already closed",
@@ -270,7 +305,7 @@ impl Contender for WorkerProcess {
                     self.with_stderr(format!("{}: cannot send a request: {error}", self.label)),
                 )
             })?;
-        match self.receive(SAMPLE_TIMEOUT)? {
+        match self.receive(self.timeouts.sample)? {
             Reply::Sample { wall_ns, cpu_ns } => Ok(Sample {
                 wall: Duration::from_nanos(wall_ns),
                 cpu: Duration::from_nanos(cpu_ns),
@@ -296,7 +331,8 @@ impl Drop for WorkerProcess {
     }
 }
 
-/// The `concbench` binary at `path`, checked to exist, as a worker program.
+/// The `concbench` binary at `path`, checked to exist, as a worker program with the
+/// default timeouts.
 pub fn program_at(path: &Path, workers: NonZeroUsize) -> Result<WorkerProgram, MeasureError> {
     if !path.is_file() {
         return Err(MeasureError::Unusable(format!(
@@ -307,5 +343,142 @@ pub fn program_at(path: &Path, workers: NonZeroUsize) -> Result<WorkerProgram, M
     Ok(WorkerProgram {
         program: path.to_path_buf(),
         workers,
+        timeouts: Timeouts::default(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A stand-in "build" whose worker runs `body` (sh) when the engine starts it.
+    struct Stand {
+        directory: PathBuf,
+        program: WorkerProgram,
+    }
+
+    impl Stand {
+        fn new(name: &str, body: &str) -> Self {
+            let directory =
+                std::env::temp_dir().join(format!("concbench-stand-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&directory).expect("directory");
+            let script = directory.join("worker");
+            std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).expect("script");
+            let mut permissions = std::fs::metadata(&script).expect("metadata").permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+            std::fs::set_permissions(&script, permissions).expect("chmod");
+            let program = WorkerProgram {
+                program: script,
+                workers: NonZeroUsize::MIN,
+                timeouts: Timeouts {
+                    ready: Duration::from_secs(1),
+                    sample: Duration::from_secs(1),
+                },
+            };
+            Self { directory, program }
+        }
+
+        fn worker(&self) -> WorkerProcess {
+            let id = BenchmarkId::parse("fib_batch/seq/64x27").expect("id");
+            self.program.spawn(&id, Side::Head).expect("spawn")
+        }
+    }
+
+    impl Drop for Stand {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.directory);
+        }
+    }
+
+    const READY: &str = r#"echo '{"ready":{"protocol":1,"id":"fib_batch/seq/64x27","pid":1}}'"#;
+
+    fn sample_error(stand: &Stand) -> String {
+        let mut worker = stand.worker();
+        assert_eq!(worker.wait_ready().expect("ready"), Readiness::Ready);
+        worker.sample(1).expect_err("a broken worker").to_string()
+    }
+
+    #[test]
+    fn an_honest_stand_in_is_sampled() {
+        let stand = Stand::new(
+            "honest",
+            &format!(
+                r#"{READY}; while read request; do echo '{{"sample":{{"wall_ns":5,"cpu_ns":3}}}}'; done"#
+            ),
+        );
+        let mut worker = stand.worker();
+        assert_eq!(worker.wait_ready().expect("ready"), Readiness::Ready);
+        for _ in 0..3 {
+            let sample = worker.sample(1).expect("a sample");
+            assert_eq!((sample.wall.as_nanos(), sample.cpu.as_nanos()), (5, 3));
+        }
+    }
+
+    #[test]
+    fn silence_is_a_timeout_not_a_hang() {
+        let stand = Stand::new("silent", &format!("{READY}; sleep 30"));
+        let start = Instant::now();
+        let error = sample_error(&stand);
+        assert!(error.contains("no answer within 1s"), "{error}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
+
+        let never_ready = Stand::new("never-ready", "sleep 30");
+        let error = never_ready
+            .worker()
+            .wait_ready()
+            .expect_err("no ready")
+            .to_string();
+        assert!(error.contains("no answer within 1s"), "{error}");
+    }
+
+    #[test]
+    fn an_endless_line_ends_the_worker_within_the_bound() {
+        let stand = Stand::new(
+            "endless",
+            &format!("{READY}; read request; head -c 10000000 /dev/zero | tr '\\0' 'x'"),
+        );
+        let error = sample_error(&stand);
+        assert!(
+            error.contains(&format!("longer than {MAX_LINE_BYTES} bytes")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn replies_not_asked_for_are_never_counted() {
+        // A flood of well-formed samples, before and after the first request: one is
+        // already waiting when the engine asks, so none is taken as an answer; the
+        // reader stays bounded meanwhile (the flooding worker blocks on its pipe).
+        let stand = Stand::new(
+            "flood",
+            &format!(
+                r#"{READY}; while true; do echo '{{"sample":{{"wall_ns":1,"cpu_ns":1}}}}'; done"#
+            ),
+        );
+        let mut worker = stand.worker();
+        assert_eq!(worker.wait_ready().expect("ready"), Readiness::Ready);
+        std::thread::sleep(Duration::from_millis(200));
+        let error = worker.sample(1).expect_err("unasked replies").to_string();
+        assert!(error.contains("a reply not asked for"), "{error}");
+    }
+
+    #[test]
+    fn a_worker_that_dies_mid_sample_is_named_with_its_stderr() {
+        let stand = Stand::new(
+            "dies",
+            &format!("{READY}; read request; echo 'fell over' >&2; exit 3"),
+        );
+        let error = sample_error(&stand);
+        assert!(
+            error.contains("fib_batch/seq/64x27 (head): the worker exited")
+                && error.contains("fell over"),
+            "{error}"
+        );
+    }
 }

@@ -161,16 +161,14 @@ pub(crate) fn markdown(
                 out,
                 "Speedups come from the measurement engine (`{}`): every style in a worker process of its \
                  own, sampled once per round in a freshly shuffled order, each speedup taken within a round \
-                 (the reference's time ÷ the style's), {} workers per style, seed {}, samples of about {:.0} ms, \
-                 target ±{:.1} %, budget {:.0} s per cohort. Medians and their intervals are criterion's \
-                 (each style measured contiguously, all in one process): read them for scale, quote the \
-                 paired speedups.\n",
+                 (the reference's time ÷ the style's), {} workers per style, samples of about {:.0} ms, \
+                 target ±{:.1} %; each cohort's rounds, time and stop reason are under its table. Medians \
+                 and their intervals are criterion's (each style measured contiguously, all in one \
+                 process): read them for scale, quote the paired speedups.\n",
                 measured.command,
                 measured.workers,
-                measured.seed,
                 measured.sample_target_ms,
-                measured.stopping.target * 100.0,
-                measured.stopping.budget.as_secs_f64()
+                measured.stopping.target * 100.0
             );
         }
         None => {

@@ -297,7 +297,7 @@ fn the_engines_paired_speedups_take_the_ratio_columns() {
         // Measured by the engine only: criterion's columns are empty.
         "| `tokio` | 64x27 | 1.90× (1.87–1.93) | 1.95 | — | — | |",
         "> Noise gauge (paired): `evloop` 0.988× do `seq`'s work on one thread; ideal 1.00×, at most 1.2 % from it",
-        "seed 17",
+        "`concbench measure --groups fib_batch`",
     ] {
         assert!(summary.contains(cell), "{cell} missing:\n{summary}");
     }

@@ -12,7 +12,7 @@
 #   plus2   2 × fib(26)  +1.9 %
 #
 # Environment:
-#   VARIANTS        which variants             (default: "plus9 plus5 plus2")
+#   VARIANTS        which variants; empty for the criterion path alone (default: "plus9 plus5 plus2")
 #   BENCH_GROUPS      compared groups            (default: fib_batch: the only group the change touches)
 #   THRESHOLD       gate threshold, %          (default: 3)
 #   CRITERION_RUNS  criterion-path runs per variant, plus9 and plus5 only (default: 0)
@@ -25,7 +25,7 @@ runs=${1:-10}
 root=$(git rev-parse --show-toplevel)
 out_dir=${2:-$root/target/sensitivity}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
-read -r -a variants <<< "${VARIANTS:-plus9 plus5 plus2}"
+read -r -a variants <<< "${VARIANTS-plus9 plus5 plus2}"
 groups=${BENCH_GROUPS:-fib_batch}
 threshold=${THRESHOLD:-3}
 criterion_runs=${CRITERION_RUNS:-0}

@@ -37,7 +37,7 @@ if [[ $gate == compare ]]; then
     echo "== base: $base_ref"
     build_ref "$base_ref" "$scratch/base-concbench"
     echo "== head: $(git -C "$root" rev-parse --short HEAD)"
-    (cd "$root" && cargo build --quiet --release --bin concbench)
+    (cd "$root" && RUSTFLAGS="$(layout_rustflags)" cargo build --quiet --release --bin concbench)
     cp "$CARGO_TARGET_DIR/release/concbench" "$scratch/head-concbench"
     echo "== compare: threshold ${threshold} %"
     args=(compare --base "$scratch/base-concbench" --head "$scratch/head-concbench"

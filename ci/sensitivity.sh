@@ -16,6 +16,7 @@
 #   BENCH_GROUPS      compared groups            (default: fib_batch: the only group the change touches)
 #   THRESHOLD       gate threshold, %          (default: 3)
 #   CRITERION_RUNS  criterion-path runs per variant, plus9 and plus5 only (default: 0)
+#   LAYOUT          plain: build without the 64-byte function alignment (ci/lib.sh), to see the layout bias
 #   REF             the commit every build starts from (default: HEAD)
 #   BINARIES        a folder with base-concbench and <variant>-concbench already built
 #                   (by an earlier run of this script): skips the builds

@@ -135,21 +135,27 @@ pub struct RunOutcome {
 }
 
 /// Finds `k`, the iterations per sample that make one sample last about `target`: one
-/// iteration timed, then `k` iterations timed to refine it. Both samples also warm the
-/// contender up; neither is kept.
+/// iteration timed for a first guess, then three samples of that guess, whose median
+/// refines it (one sample alone would fix `k` for the whole run on whatever the host
+/// did in that one moment). All four samples also warm the contender up; none is kept.
 pub fn calibrate(contender: &mut dyn Contender, target: Duration) -> Result<u64, MeasureError> {
-    let iterations_for = |sample: Sample, iterations: u64| {
-        let per_iteration = sample.wall.as_secs_f64() / iterations as f64;
+    let iterations_for = |wall: Duration, iterations: u64| {
+        let per_iteration = wall.as_secs_f64() / iterations as f64;
         if per_iteration <= 0.0 {
             return MAX_ITERATIONS;
         }
         ((target.as_secs_f64() / per_iteration).round() as u64).clamp(1, MAX_ITERATIONS)
     };
-    let first = iterations_for(contender.sample(1)?, 1);
+    let first = iterations_for(contender.sample(1)?.wall, 1);
     if first == 1 {
         return Ok(1);
     }
-    Ok(iterations_for(contender.sample(first)?, first))
+    let mut refines = [Duration::ZERO; 3];
+    for refine in &mut refines {
+        *refine = contender.sample(first)?.wall;
+    }
+    refines.sort_unstable();
+    Ok(iterations_for(refines[1], first))
 }
 
 /// Runs rounds over `contenders` as `schedule` says, calling `progress` after each
@@ -373,6 +379,50 @@ mod tests {
         );
         let mut slow = synthetic("slow", &machine, 0.2);
         assert_eq!(calibrate(&mut slow, SAMPLE_TARGET).expect("calibrates"), 1);
+    }
+
+    /// Plays back per-iteration wall times, one per sample, so a test can put a spike
+    /// exactly where it wants.
+    struct Scripted {
+        per_iteration: Vec<Duration>,
+        taken: usize,
+    }
+
+    impl Contender for Scripted {
+        fn label(&self) -> String {
+            "scripted".into()
+        }
+        fn sample(&mut self, iterations: u64) -> Result<Sample, MeasureError> {
+            let per_iteration = self.per_iteration[self.taken.min(self.per_iteration.len() - 1)];
+            self.taken += 1;
+            let wall = per_iteration * iterations as u32;
+            Ok(Sample { wall, cpu: wall })
+        }
+    }
+
+    #[test]
+    fn one_slow_refine_sample_does_not_fix_k_for_the_run() {
+        let ms = Duration::from_millis;
+        // First guess from 1 ms per iteration: 90 iterations. Of the three refines, one
+        // ran while the host stalled (3 ms per iteration); the median is the typical 1 ms.
+        let mut spiked = Scripted {
+            per_iteration: vec![ms(1), ms(1), ms(3), ms(1)],
+            taken: 0,
+        };
+        assert_eq!(
+            calibrate(&mut spiked, SAMPLE_TARGET).expect("calibrates"),
+            90
+        );
+        assert_eq!(spiked.taken, 4, "one guess and three refines");
+        // A machine that really is slower after the first sample gets a smaller k.
+        let mut slower = Scripted {
+            per_iteration: vec![ms(1), ms(2), ms(2), ms(2)],
+            taken: 0,
+        };
+        assert_eq!(
+            calibrate(&mut slower, SAMPLE_TARGET).expect("calibrates"),
+            45
+        );
     }
 
     /// The machine's speed swings by ±50 % over 20 virtual seconds; a round of the three

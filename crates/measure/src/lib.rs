@@ -9,7 +9,7 @@
 //!   style's runtime or threads live beside another's;
 //! - the parent runs **rounds** ([`engine`]); each round visits every contender in a
 //!   freshly shuffled order (the seed is recorded) and asks it for one sample of `k`
-//!   iterations, `k` calibrated so a sample lasts about 75 ms. Only one contender runs
+//!   iterations, `k` calibrated so a sample lasts about 90 ms. Only one contender runs
 //!   at a time; the others are blocked on a read of their stdin;
 //! - each sample returns its wall time and the worker's CPU time (user + system, its
 //!   child processes included, [`cpu`]); the worker checks every answer after the

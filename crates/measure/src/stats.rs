@@ -198,17 +198,23 @@ impl StopReason {
 }
 
 impl Stopping {
-    /// Whether one A/B pair, after `rounds` of its own, stops being sampled: its
-    /// interval reached the target, or it settled within the threshold.
+    /// Whether one A/B pair, after `rounds` of its own, stops being sampled: it settled
+    /// within the threshold, or its interval reached the target. Under a gate
+    /// (`settle` set) an interval that reached the target but still straddles
+    /// `1 ± settle` is not decided, so the pair goes on until the verdict is clear or
+    /// the run ends: a narrow interval across the threshold says neither "regressed"
+    /// nor "unchanged".
     pub fn pair_closes(&self, rounds: usize, interval: Option<Interval>) -> Option<StopReason> {
         let interval = interval.filter(|_| rounds >= self.min_rounds)?;
-        if interval.relative_half_width() <= self.target {
-            Some(StopReason::Converged)
-        } else if self
-            .settle
-            .is_some_and(|settle| interval.lower > 1.0 - settle && interval.upper < 1.0 + settle)
-        {
+        let converged = interval.relative_half_width() <= self.target;
+        let Some(settle) = self.settle else {
+            return converged.then_some(StopReason::Converged);
+        };
+        let straddles = |edge: f64| interval.lower <= edge && interval.upper >= edge;
+        if interval.lower > 1.0 - settle && interval.upper < 1.0 + settle {
             Some(StopReason::Settled)
+        } else if converged && !straddles(1.0 - settle) && !straddles(1.0 + settle) {
+            Some(StopReason::Converged)
         } else {
             None
         }
@@ -405,6 +411,21 @@ mod tests {
         assert_eq!(
             gate.pair_closes(12, interval(1.045, 1.055)),
             Some(StopReason::Converged)
+        );
+        assert_eq!(
+            gate.pair_closes(12, interval(1.025, 1.035)),
+            None,
+            "narrow, but across the threshold: not decided yet"
+        );
+        assert_eq!(
+            gate.pair_closes(12, interval(0.955, 0.965)),
+            Some(StopReason::Converged),
+            "wholly below −threshold: improved"
+        );
+        assert_eq!(
+            Stopping::default().pair_closes(12, interval(1.025, 1.035)),
+            Some(StopReason::Converged),
+            "without a gate, the target alone decides"
         );
         let no_gate = Stopping::default();
         assert_eq!(no_gate.pair_closes(12, interval(0.98, 1.025)), None);

@@ -260,6 +260,10 @@ pub fn run(
             } else {
                 StopReason::Converged
             })
+        } else if schedule.design == Design::AbPairs {
+            // A pair still open is undecided (`pair_closes` said so, even if its interval
+            // is narrow): only the run's limits end it now.
+            schedule.stopping.limit_reached(rounds, elapsed)
         } else {
             let open_widths: Vec<Option<f64>> = (0..schedule.pairs.len())
                 .filter(|&pair| closed[pair].is_none())
@@ -524,6 +528,84 @@ mod tests {
         assert!((change.point - 0.05).abs() < 1e-9, "{change:?}");
         assert!(outcome.pairs[1].interval.expect("interval").point - 1.0 < 1e-9);
         assert!(outcome.samples.iter().all(|samples| samples.len() == 10));
+    }
+
+    /// Cycles through per-iteration wall times, one per sample.
+    struct Cycling {
+        per_iteration: Vec<Duration>,
+        taken: usize,
+    }
+
+    impl Contender for Cycling {
+        fn label(&self) -> String {
+            "cycling".into()
+        }
+        fn sample(&mut self, iterations: u64) -> Result<Sample, MeasureError> {
+            let per_iteration = self.per_iteration[self.taken % self.per_iteration.len()];
+            self.taken += 1;
+            let wall = per_iteration * iterations as u32;
+            Ok(Sample { wall, cpu: wall })
+        }
+    }
+
+    #[test]
+    fn a_gate_keeps_sampling_a_narrow_interval_that_straddles_the_threshold() {
+        let us = Duration::from_micros;
+        // Head is 2 % or 4 % slower than base, sample by sample: the estimate sits at
+        // the 3 % threshold with an interval far narrower than the ±1 % target, yet
+        // neither "regressed" nor "unchanged" — it must not close as converged.
+        let mut base = Cycling {
+            per_iteration: vec![us(1000)],
+            taken: 0,
+        };
+        let mut head = Cycling {
+            per_iteration: vec![us(1020), us(1040)],
+            taken: 0,
+        };
+        // And a pair that is plainly unchanged, which settles.
+        let mut other_base = Cycling {
+            per_iteration: vec![us(500)],
+            taken: 0,
+        };
+        let mut other_head = Cycling {
+            per_iteration: vec![us(500), us(501)],
+            taken: 0,
+        };
+        let schedule = Schedule {
+            design: Design::AbPairs,
+            pairs: vec![
+                Pair {
+                    numerator: 1,
+                    denominator: 0,
+                },
+                Pair {
+                    numerator: 3,
+                    denominator: 2,
+                },
+            ],
+            iterations: vec![1, 1, 1, 1],
+            stopping: Stopping {
+                settle: Some(0.03),
+                ..stopping(40)
+            },
+            seed: 5,
+        };
+        let mut contenders: [&mut dyn Contender; 4] =
+            [&mut base, &mut head, &mut other_base, &mut other_head];
+        let outcome = run(&mut contenders, &schedule, &mut |_| {}).expect("runs");
+        let straddling = outcome.pairs[0].interval.expect("interval");
+        assert!(
+            straddling.relative_half_width() < 0.01,
+            "narrower than the target: {straddling:?}"
+        );
+        assert!(
+            straddling.lower <= 1.03 && straddling.upper >= 1.03,
+            "{straddling:?}"
+        );
+        assert_eq!(outcome.pairs[0].stop, StopReason::MaxRounds);
+        assert_eq!(outcome.stop, StopReason::MaxRounds);
+        assert_eq!(outcome.rounds, 40);
+        assert_eq!(outcome.pairs[1].stop, StopReason::Settled);
     }
 
     #[test]

@@ -235,7 +235,14 @@ impl Stopping {
                 .all(|width| width.is_some_and(|width| width <= self.target))
         {
             Some(StopReason::Converged)
-        } else if rounds >= self.max_rounds {
+        } else {
+            self.limit_reached(rounds, elapsed)
+        }
+    }
+
+    /// Whether the run's limits (rounds, then budget) end it, whatever its intervals.
+    pub fn limit_reached(&self, rounds: usize, elapsed: Duration) -> Option<StopReason> {
+        if rounds >= self.max_rounds {
             Some(StopReason::MaxRounds)
         } else if elapsed >= self.budget {
             Some(StopReason::Budget)

@@ -1,17 +1,28 @@
 //! The Beazley server under load: `fib(1)` requests, closed loop.
 //!
 //! - `throughput` — each style's server, in a child process of its own started once per
-//!   style, answers batches of `BATCH` `fib(1)` requests sent closed loop over 1 and over
-//!   32 connections by this process's client. Reveals the per-request cost of each
-//!   server model (a thread per connection, a hand-off to a pool or a process, a
-//!   readiness loop, an async runtime) when the work itself is trivial. The iterative
-//!   `seq` server serves one connection at a time, so it runs with one connection only.
+//!   style, answers `fib(1)` requests sent closed loop over 1 and over 32 connections by
+//!   this process's client, on `CLIENT_THREADS` threads. Each timed iteration is a
+//!   steady-state window of `BATCH` requests: every connection keeps one request
+//!   outstanding and claims the next from a shared count, so the window ends one round
+//!   trip after its last request, whichever connection sent it — the rate a server
+//!   sustains, the same quantity the Beazley scenario's throughput phase measures over a
+//!   fixed time. Reveals the per-request cost of each server model (a thread per
+//!   connection, a hand-off to a pool or a process, a readiness loop, an async runtime)
+//!   when the work itself is trivial. The iterative `seq` server serves one connection at
+//!   a time, so it runs with one connection only.
+//!
+//! Printed beside criterion's numbers, per benchmark: how evenly the connections were
+//! served (the fewest and most replies one connection got in a window: a server that
+//! starves some connections is worse, whatever its total rate), and the CPU time per
+//! request of the client (this process) and of the server (its process tree), so that
+//! a reader can see the client is not what limits the rate.
 //!
 //! What it does not claim: latency under mixed load (that is `concbench scenario
 //! beazley`, whose hog phase criterion cannot express), or anything about a network:
 //! client and server share this machine's loopback and cores, so the client's own cost
-//! is in every number, the same for every style. Every reply is checked; a wrong answer
-//! or a failed request fails the benchmark.
+//! is in every number, the same for every style. Every reply is checked; a wrong answer,
+//! a reply not asked for or a failed request fails the benchmark.
 
 mod common;
 
@@ -28,8 +39,11 @@ use workloads::{ServerModel, StyleConfig, StyleEntry, Support, Workload};
 
 /// Client connections: one (a request's round trip) and many (the server's concurrency).
 const CONNECTIONS: [usize; 2] = [1, 32];
-/// Requests per timed iteration, spread over the connections.
+/// Requests per timed iteration (one steady-state window), over all the connections.
 const BATCH: u64 = 2_000;
+/// The client's threads: more than one, so that one client thread's speed is not the
+/// ceiling of every server at 32 connections.
+const CLIENT_THREADS: usize = 2;
 /// The request: the seed's `perf2` sends `fib(1)`.
 const FIB_N: u32 = 1;
 
@@ -75,14 +89,17 @@ fn bench_connections(
     let mut client = ClosedLoop::connect(
         server.addr(),
         connections,
+        CLIENT_THREADS.min(connections),
         &request,
         Duration::from_secs(10),
     )
     .unwrap_or_else(|error| panic!("{}: {error}", entry.name));
     let id = BenchmarkId::new(entry.name, format!("c{connections}"));
+    let mut spent = Spent::default();
     group.bench_function(id, |bencher| {
         bencher.iter_custom(|iters| {
-            (0..iters)
+            let (client_before, server_before) = (measure::cpu::self_cpu(), server.cpu_time());
+            let elapsed = (0..iters)
                 .map(|_| {
                     let batch = client
                         .run_batch(BATCH)
@@ -92,11 +109,52 @@ fn bench_connections(
                         "{}: not every reply right: {batch:?}",
                         entry.name
                     );
+                    spent.fewest = spent.fewest.min(batch.min_per_connection);
+                    spent.most = spent.most.max(batch.max_per_connection);
                     batch.elapsed
                 })
-                .sum()
+                .sum();
+            spent.requests += iters * BATCH;
+            spent.client += measure::cpu::self_cpu().saturating_sub(client_before);
+            if let (Some(before), Some(after)) = (server_before, server.cpu_time()) {
+                spent.server += after.total().saturating_sub(before.total());
+            }
+            elapsed
         });
     });
+    let per_request = |time: Duration| time.as_secs_f64() * 1e6 / spent.requests.max(1) as f64;
+    eprintln!(
+        "throughput/{}/c{connections}: replies per connection per window {}..{} (even: {}); \
+         CPU per request: client {:.1} µs on {} thread(s), server {:.1} µs",
+        entry.name,
+        spent.fewest,
+        spent.most,
+        BATCH / connections as u64,
+        per_request(spent.client),
+        CLIENT_THREADS.min(connections),
+        per_request(spent.server),
+    );
+}
+
+/// What one benchmark's windows added up to, beside criterion's times.
+struct Spent {
+    requests: u64,
+    client: Duration,
+    server: Duration,
+    fewest: u64,
+    most: u64,
+}
+
+impl Default for Spent {
+    fn default() -> Self {
+        Self {
+            requests: 0,
+            client: Duration::ZERO,
+            server: Duration::ZERO,
+            fewest: u64::MAX,
+            most: 0,
+        }
+    }
 }
 
 fn serve_command(style: &str, workers: NonZeroUsize) -> ServerCommand {

@@ -113,7 +113,16 @@ fn beazley_scenario_measures_every_phase_and_leaves_no_server() {
             "--duration",
             "300ms",
         ])
-        .args(["--hog-n", "22", "--no-redis", "--peers", "none", "--json"])
+        .args([
+            "--hog-n",
+            "22",
+            "--hogs",
+            "1,2",
+            "--no-redis",
+            "--peers",
+            "none",
+            "--json",
+        ])
         .arg(&json)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -148,8 +157,8 @@ fn beazley_scenario_measures_every_phase_and_leaves_no_server() {
         serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON file"))
             .expect("JSON rows");
     let _ = std::fs::remove_file(&json);
-    // Two styles × (throughput at 1 and 32 connections, hog).
-    assert_eq!(rows.len(), 6, "{rows:#?}");
+    // Two styles × (throughput at 1 and 32 connections, hog phases with 1 and 2 hogs).
+    assert_eq!(rows.len(), 8, "{rows:#?}");
     for row in &rows {
         for field in [
             "style",
@@ -164,10 +173,23 @@ fn beazley_scenario_measures_every_phase_and_leaves_no_server() {
         }
         assert_eq!(row["errors"], 0, "{row}");
     }
-    assert!(
-        rows.iter()
-            .any(|row| row["phase"] == "hog" && row["style"] == "evloop")
-    );
+    for style in ["threads", "evloop"] {
+        let hogs: Vec<u64> = rows
+            .iter()
+            .filter(|row| row["phase"] == "hog" && row["style"] == style)
+            .filter_map(|row| row["hogs"].as_u64())
+            .collect();
+        assert_eq!(hogs, [1, 2], "{style}: {rows:#?}");
+    }
+    // The probe owes a request at every tick of its schedule, answered or not.
+    for probe in rows.iter().filter(|row| row["phase"] == "hog") {
+        let due = probe["due"]
+            .as_u64()
+            .expect("a probe row says how many fell due");
+        let answered = probe["requests"].as_u64().expect("requests");
+        assert!(answered <= due, "{probe}");
+        assert!(due > 0, "{probe}");
+    }
 }
 
 #[test]
@@ -333,6 +355,8 @@ fn beazley_scenario_measures_the_python_peers_beside_the_styles() {
             "1,4",
             "--hog-n",
             "18",
+            "--hogs",
+            "2",
             "--no-redis",
             "--json",
         ])

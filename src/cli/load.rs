@@ -107,22 +107,45 @@ fn write_table(out: &mut impl Write, report: &LoadReport) -> io::Result<()> {
     )?;
     writeln!(
         out,
-        "{:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "requests", "req/s", "errors", "failed", "p50", "p99", "p99.9", "max"
+        "{:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "due", "answered", "req/s", "errors", "failed", "p50", "p99", "p99.9", "max"
     )?;
     let latency = &report.latency;
+    // Latencies of requests given up on are lower bounds: so are the percentiles.
+    let bound = if report.latency_lower_bounds > 0 {
+        "≥"
+    } else {
+        ""
+    };
+    let micros = |us: u64| format!("{bound}{}", super::format_micros(us));
     writeln!(
         out,
-        "{:>10} {:>10.0} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "{:>10} {:>10} {:>10.0} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        report.due,
         report.requests,
         report.rps,
         report.errors + report.wrong,
-        report.failed + report.timed_out + report.unanswered,
-        super::format_micros(latency.p50_us),
-        super::format_micros(latency.p99_us),
-        super::format_micros(latency.p999_us),
-        super::format_micros(latency.max_us),
-    )
+        report.failed + report.timed_out + report.unanswered + report.unsent,
+        micros(latency.p50_us),
+        micros(latency.p99_us),
+        micros(latency.p999_us),
+        micros(latency.max_us),
+    )?;
+    if report.unasked + report.overlong > 0 {
+        writeln!(
+            out,
+            "of the errors: {} replies not asked for, {} reply lines over the bound",
+            report.unasked, report.overlong
+        )?;
+    }
+    if report.latency_lower_bounds > 0 {
+        writeln!(
+            out,
+            "≥: {} of the latencies are requests given up on (timed out, unanswered, unsent), counted until the client gave up",
+            report.latency_lower_bounds
+        )?;
+    }
+    Ok(())
 }
 
 /// Parses `10`, `2.5` (seconds), `10s`, `500ms`, `2m`.

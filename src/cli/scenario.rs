@@ -73,9 +73,14 @@ struct BeazleyArgs {
     /// Connection counts of the throughput phase, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     connections: Vec<usize>,
-    /// Hog connections in the hog phase.
-    #[arg(long, default_value_t = 2)]
-    hogs: usize,
+    /// Hog counts of the hog phase, comma-separated: one phase per count [default:
+    /// workers − 1, workers, 2 × workers; a fixed pool with as many hogs as workers is
+    /// saturated by construction, so the sweep shows below, at and above it].
+    #[arg(long, value_delimiter = ',')]
+    hogs: Vec<usize>,
+    /// Probe connections in the hog phase; the probe rate is spread over them.
+    #[arg(long, default_value_t = 4)]
+    probe_connections: usize,
     /// The n the hogs loop on (fib(35) takes tens of milliseconds in Rust).
     #[arg(long, default_value_t = 35)]
     hog_n: u32,
@@ -188,6 +193,17 @@ fn python_contenders(
         .collect()
 }
 
+/// The hog sweep's default: below, at and above the worker count (`workers − 1` left out
+/// when it is 0).
+fn default_hog_counts(workers: usize) -> Vec<usize> {
+    let mut counts: Vec<usize> = [workers.saturating_sub(1), workers, 2 * workers]
+        .into_iter()
+        .filter(|&count| count > 0)
+        .collect();
+    counts.dedup();
+    counts
+}
+
 fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<()> {
     if args.connections.is_empty() || args.connections.contains(&0) {
         bail!("--connections needs positive counts");
@@ -195,6 +211,17 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
     let workers = match args.workers {
         Some(workers) => workers,
         None => workloads::StyleConfig::default_workers()?,
+    };
+    if args.hogs.contains(&0) {
+        bail!("--hogs needs positive counts");
+    }
+    if args.probe_connections == 0 {
+        bail!("--probe-connections needs at least one connection");
+    }
+    let hog_counts = if args.hogs.is_empty() {
+        default_hog_counts(workers.get())
+    } else {
+        args.hogs.clone()
     };
     let concbench = std::env::current_exe().context("cannot find the concbench binary")?;
     let max_n = args.hog_n.max(DEFAULT_MAX_N);
@@ -247,7 +274,8 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
         duration: args.duration,
         warm_up: Duration::from_millis(500),
         connections: args.connections.clone(),
-        hogs: args.hogs,
+        hog_counts,
+        probe_connections: args.probe_connections,
         hog_n: args.hog_n,
         probe_rate: args.probe_rate,
         start_timeout: Duration::from_secs(20),
@@ -344,6 +372,16 @@ enum RedisCeiling {
     Skipped,
 }
 
+/// A hog row's probe p99, marked `≥` when some of its latencies are lower bounds.
+fn probe_p99(row: &BeazleyRow) -> String {
+    let bound = if row.latency_lower_bounds > 0 {
+        "≥"
+    } else {
+        ""
+    };
+    format!("{bound}{}", super::format_micros(row.p99_us))
+}
+
 fn beazley_table(
     config: &BeazleyConfig,
     workers: NonZeroUsize,
@@ -359,7 +397,10 @@ fn beazley_table(
     let busiest = config.connections.iter().copied().max().unwrap_or(1);
     header.push(format!("c={busiest} cpu/req"));
     header.push("of it user".to_owned());
-    header.extend(["hog probe p50", "p99", "max", "probe req/s", "hog replies"].map(String::from));
+    for hogs in &config.hog_counts {
+        header.push(format!("h={hogs} probe p99"));
+        header.push(format!("h={hogs} answered/due"));
+    }
     let mut table = Table::new(header);
     let mut names: Vec<&str> = Vec::new();
     for row in &outcome.rows {
@@ -396,19 +437,21 @@ fn beazley_table(
         ] {
             cells.push(cpu.map_or_else(|| "—".to_owned(), |micros| format!("{micros:.1}µs")));
         }
-        match rows.iter().find(|row| row.phase == Phase::Hog) {
-            Some(row) if row.requests > 0 => {
-                cells.push(super::format_micros(row.p50_us));
-                cells.push(super::format_micros(row.p99_us));
-                cells.push(super::format_micros(row.max_us));
-                cells.push(format!("{:.0}", row.rps));
-                cells.push(row.hog_requests.unwrap_or(0).to_string());
+        for &hogs in &config.hog_counts {
+            match rows
+                .iter()
+                .find(|row| row.phase == Phase::Hog && row.hogs == Some(hogs))
+            {
+                Some(row) => {
+                    cells.push(probe_p99(row));
+                    cells.push(format!(
+                        "{}/{}",
+                        row.requests,
+                        row.due.unwrap_or(row.requests)
+                    ));
+                }
+                None => cells.extend(["—"; 2].map(String::from)),
             }
-            Some(row) => {
-                cells.extend(["no reply".to_owned(), "—".into(), "—".into(), "0".into()]);
-                cells.push(row.hog_requests.unwrap_or(0).to_string());
-            }
-            None => cells.extend(["—"; 5].map(String::from)),
         }
         let iterative =
             catalog::find(name).is_some_and(|entry| entry.server_model == ServerModel::Iterative);
@@ -427,10 +470,10 @@ fn beazley_table(
             if row.errors > 0 || row.failed > 0 {
                 let phase = match row.phase {
                     Phase::Throughput => format!("throughput c={}", row.connections),
-                    Phase::Hog => "hog probe".to_owned(),
+                    Phase::Hog => format!("hog probe h={}", row.hogs.unwrap_or(0)),
                 };
                 notes.push(format!(
-                    "{name} {phase}: {} error replies, {} requests failed, timed out or unanswered",
+                    "{name} {phase}: {} error replies, {} requests failed, timed out, unanswered or never sent",
                     row.errors, row.failed
                 ));
             }
@@ -438,10 +481,22 @@ fn beazley_table(
         table.push(cells);
     }
     let mut out = format!(
-        "Beazley scenario: {workers} workers per server, {:?} per phase; hog phase: {} connections looping fib({}) while a probe sends fib(1) at {} req/s (open loop)\n\
+        "Beazley scenario: {workers} workers per server, {:?} per phase; hog phases: h = {} connections looping fib({}) \
+         while {} probe connections send fib(1) at {} req/s in all (open loop)\n\
          cpu/req: CPU the server (with its worker processes) spent per reply, from the kernel's accounting; \
-         of it user: the part in user space (the rest is the kernel's socket work)\n\n",
-        config.duration, config.hogs, config.hog_n, config.probe_rate
+         of it user: the part in user space (the rest is the kernel's socket work)\n\
+         probe p99 counts from each probe's due time; ≥: some probes were never sent or answered, and count with the \
+         time they had waited when the phase ended, so the true p99 is at least that\n\n",
+        config.duration,
+        config
+            .hog_counts
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        config.hog_n,
+        config.probe_connections,
+        config.probe_rate
     );
     out.push_str(&table.render());
     match redis {

@@ -12,6 +12,7 @@ use workloads::{StyleEntry, WorkerCommand};
 pub const STYLES: &[StyleEntry] = &[
     style_seq::ENTRY,
     style_threads::ENTRY,
+    style_threads::ENTRY_STATIC,
     style_pool::ENTRY,
     style_process::ENTRY,
     style_evloop::ENTRY,

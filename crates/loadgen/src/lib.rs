@@ -24,7 +24,7 @@ mod connection;
 mod report;
 mod run;
 
-pub use connection::{Batch, ClosedLoop};
+pub use connection::{Batch, ClosedLoop, MAX_FIB_REPLY_BYTES, MAX_RAW_REPLY_BYTES};
 pub use report::{LatencySummary, LoadReport};
 pub use run::{LoadConfig, Progress, RequestSpec, StopAfter, run};
 

@@ -14,13 +14,22 @@ pub(crate) struct Tally {
     pub(crate) latencies: Histogram<u64>,
     pub(crate) right: u64,
     pub(crate) server_errors: u64,
+    /// Every reply that was not right: wrong answers, unasked bytes, overlong lines.
     pub(crate) wrong: u64,
+    /// Of `wrong`: bytes the client had not asked for.
+    pub(crate) unasked: u64,
+    /// Of `wrong`: reply lines over the bound.
+    pub(crate) overlong: u64,
     /// Connections refused or reset, replies cut short.
     pub(crate) failed: u64,
     /// Requests not answered within the request timeout.
     pub(crate) timed_out: u64,
     /// Requests still unanswered when the run ended.
     pub(crate) unanswered: u64,
+    /// Open loop: requests that fell due but were never sent before the run ended.
+    pub(crate) unsent: u64,
+    /// Latencies in the histogram that are lower bounds: timed out, unanswered, unsent.
+    pub(crate) lower_bounds: u64,
 }
 
 impl Tally {
@@ -30,22 +39,44 @@ impl Tally {
             right: 0,
             server_errors: 0,
             wrong: 0,
+            unasked: 0,
+            overlong: 0,
             failed: 0,
             timed_out: 0,
             unanswered: 0,
+            unsent: 0,
+            lower_bounds: 0,
         }
     }
 
     pub(crate) fn record(&mut self, verdict: Verdict, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        self.latencies.saturating_record(micros);
+        self.record_latency(latency);
         match verdict {
             Verdict::Right => self.right += 1,
             Verdict::ServerError => self.server_errors += 1,
             Verdict::Wrong => self.wrong += 1,
+            Verdict::Unasked => {
+                self.wrong += 1;
+                self.unasked += 1;
+            }
+            Verdict::Overlong => {
+                self.wrong += 1;
+                self.overlong += 1;
+            }
         }
+    }
+
+    /// A request given up on after `latency` at least: its true latency is longer.
+    pub(crate) fn record_lower_bound(&mut self, latency: Duration) {
+        self.record_latency(latency);
+        self.lower_bounds += 1;
+    }
+
+    fn record_latency(&mut self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.latencies.saturating_record(micros);
     }
 
     pub(crate) fn merge(&mut self, other: &Tally) {
@@ -54,9 +85,13 @@ impl Tally {
         self.right += other.right;
         self.server_errors += other.server_errors;
         self.wrong += other.wrong;
+        self.unasked += other.unasked;
+        self.overlong += other.overlong;
         self.failed += other.failed;
         self.timed_out += other.timed_out;
         self.unanswered += other.unanswered;
+        self.unsent += other.unsent;
+        self.lower_bounds += other.lower_bounds;
     }
 }
 
@@ -92,19 +127,37 @@ pub struct LoadReport {
     pub right: u64,
     /// Replies that were `error: …`.
     pub errors: u64,
-    /// Replies that were neither the answer nor an error: a broken server.
+    /// Replies that were neither the answer nor an error: a broken server. Includes
+    /// `unasked` and `overlong`.
     pub wrong: u64,
+    /// Of `wrong`: bytes the client had not asked for (sent before the request, or left
+    /// after the reply): never counted as an answer.
+    pub unasked: u64,
+    /// Of `wrong`: reply lines longer than the bound (256 bytes in fib mode, 64 KiB in
+    /// raw mode); the connection is dropped and nothing more is read from it.
+    pub overlong: u64,
     /// Requests that failed on the connection (refused, reset, cut short).
     pub failed: u64,
     /// Requests not answered within the request timeout.
     pub timed_out: u64,
     /// Requests still unanswered when the run ended.
     pub unanswered: u64,
+    /// Open loop: requests that fell due but were never sent (the connection was still
+    /// waiting on an earlier reply when the run ended).
+    pub unsent: u64,
+    /// Every request the client owed: replies, failed, timed out, unanswered and
+    /// unsent. Open loop: every request that fell due.
+    pub due: u64,
+    /// Of the latencies behind the percentiles, how many are lower bounds (timed out,
+    /// unanswered, unsent: counted from their due time to when the client gave up).
+    /// When it is not 0, the percentiles are at least what they say.
+    pub latency_lower_bounds: u64,
     /// Wall time of the run, in seconds.
     pub elapsed_s: f64,
     /// Replies per second.
     pub rps: f64,
-    /// Latency of every reply; open loop: from the time the request was due.
+    /// Latency of every reply, and of every request given up on (as a lower bound); open
+    /// loop: from the time the request was due.
     #[serde(flatten)]
     pub latency: LatencySummary,
 }
@@ -113,8 +166,9 @@ impl LoadReport {
     pub(crate) fn new(config: &LoadConfig, tally: &Tally, elapsed: Duration) -> Self {
         let requests = tally.right + tally.server_errors + tally.wrong;
         let latencies = &tally.latencies;
+        let recorded = latencies.len();
         let quantile = |q: f64| {
-            if requests == 0 {
+            if recorded == 0 {
                 0
             } else {
                 latencies.value_at_quantile(q)
@@ -128,9 +182,14 @@ impl LoadReport {
             right: tally.right,
             errors: tally.server_errors,
             wrong: tally.wrong,
+            unasked: tally.unasked,
+            overlong: tally.overlong,
             failed: tally.failed,
             timed_out: tally.timed_out,
             unanswered: tally.unanswered,
+            unsent: tally.unsent,
+            due: requests + tally.failed + tally.timed_out + tally.unanswered + tally.unsent,
+            latency_lower_bounds: tally.lower_bounds,
             elapsed_s: elapsed.as_secs_f64(),
             rps: requests as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
             latency: LatencySummary {
@@ -138,18 +197,19 @@ impl LoadReport {
                 p90_us: quantile(0.90),
                 p99_us: quantile(0.99),
                 p999_us: quantile(0.999),
-                max_us: if requests == 0 { 0 } else { latencies.max() },
-                mean_us: if requests == 0 { 0.0 } else { latencies.mean() },
+                max_us: if recorded == 0 { 0 } else { latencies.max() },
+                mean_us: if recorded == 0 { 0.0 } else { latencies.mean() },
             },
         }
     }
 
-    /// Whether every request got the expected answer (no error, wrong, failed, timed-out
-    /// or unanswered request).
+    /// Whether every request got the expected answer (no error, wrong, failed, timed-out,
+    /// unanswered or unsent request).
     pub fn all_right(&self) -> bool {
         self.right == self.requests
             && self.failed == 0
             && self.timed_out == 0
             && self.unanswered == 0
+            && self.unsent == 0
     }
 }

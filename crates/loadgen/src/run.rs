@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 
 use crate::LoadError;
-use crate::connection::{Connection, Exchange, Verdict};
+use crate::connection::{Connection, Exchange};
 use crate::report::{LoadReport, Tally};
 
 /// What each request is.
@@ -198,6 +198,9 @@ fn run_client_thread(
 /// they count as unanswered.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
+/// How long a connection waits before it reconnects after a failure or a broken reply.
+const RECONNECT_BACK_OFF: Duration = Duration::from_millis(10);
+
 /// When one connection sends, and until when.
 #[derive(Debug, Clone, Copy)]
 struct Plan {
@@ -230,6 +233,12 @@ impl Plan {
 
 /// Sends requests on one connection until the plan's end or the shared request limit,
 /// reconnecting after a failure.
+///
+/// Every request the connection owed is counted somewhere: answered (by verdict),
+/// failed, timed out, unanswered when the run ended, or, open loop, fallen due but never
+/// sent because the connection was still waiting on an earlier one. The last three get a
+/// latency too, from their due time to when they were given up on, recorded as a lower
+/// bound (wrk2's rule: a stall makes the percentiles worse, never invisible).
 async fn drive_connection(
     addr: SocketAddr,
     exchange: &Exchange,
@@ -242,6 +251,9 @@ async fn drive_connection(
     let mut tally = Tally::new();
     let mut connection: Option<Connection> = None;
     let mut request_idx: u32 = 0;
+    // Open loop, when the run ended on time: the first request that fell due and was
+    // never sent.
+    let mut first_unsent: Option<u32> = None;
     loop {
         // Open loop: wait until this request is due. Its latency counts from then.
         let due = match plan.schedule {
@@ -257,6 +269,7 @@ async fn drive_connection(
             None => Instant::now(),
         };
         if Instant::now() >= plan.send_until {
+            first_unsent = Some(request_idx.saturating_sub(1));
             break;
         }
         if request_limit.is_some_and(|limit| sent.fetch_add(1, Ordering::Relaxed) >= limit) {
@@ -269,10 +282,13 @@ async fn drive_connection(
                 Ok(Err(_)) => {
                     tally.failed += 1;
                     // Refused or reset: back off briefly rather than spin on connect.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    tokio::time::sleep(RECONNECT_BACK_OFF).await;
                     continue;
                 }
-                Err(_) => break,
+                Err(_) => {
+                    first_unsent = Some(request_idx.saturating_sub(1));
+                    break;
+                }
             },
         };
         // A request sent before `send_until` may finish up to DRAIN_GRACE after it.
@@ -282,24 +298,46 @@ async fn drive_connection(
                 let latency = due.elapsed();
                 tally.record(verdict, latency);
                 replies.fetch_add(1, Ordering::Relaxed);
-                if verdict == Verdict::Wrong {
-                    // A wrong answer may mean a desynchronised stream: start afresh.
+                if !verdict.keeps_connection() {
+                    // A wrong answer may mean a desynchronised stream: start afresh,
+                    // after a pause, so a broken server is not hammered with connects.
                     connection = None;
+                    tokio::time::sleep(RECONNECT_BACK_OFF).await;
                 }
             }
             Ok(Err(_)) => {
                 tally.failed += 1;
                 connection = None;
+                tokio::time::sleep(RECONNECT_BACK_OFF).await;
             }
             Err(_) if Instant::now() >= plan.send_until => {
                 // Still waiting when the run ended (a server serving someone else).
                 tally.unanswered += 1;
+                tally.record_lower_bound(due.elapsed());
+                first_unsent = Some(request_idx);
                 break;
             }
             Err(_) => {
                 tally.timed_out += 1;
+                tally.record_lower_bound(due.elapsed());
                 connection = None;
             }
+        }
+    }
+    if let (Some((first, interval)), Some(first_unsent)) = (plan.schedule, first_unsent) {
+        let given_up = Instant::now();
+        let mut idx = first_unsent;
+        loop {
+            let due = first + interval * idx;
+            if due >= plan.send_until {
+                break;
+            }
+            tally.unsent += 1;
+            tally.record_lower_bound(given_up.saturating_duration_since(due));
+            let Some(next) = idx.checked_add(1) else {
+                break;
+            };
+            idx = next;
         }
     }
     tally

@@ -196,15 +196,58 @@ fn bad_configurations_are_refused() {
 #[test]
 fn closed_loop_batches_reuse_their_connections() {
     let server = start_server(server::inline_compute());
+    for client_threads in [1, 2] {
+        let mut client = ClosedLoop::connect(
+            server.local_addr(),
+            3,
+            client_threads,
+            &RequestSpec::Fib { n: 5 },
+            Duration::from_secs(10),
+        )
+        .expect("connect");
+        for _ in 0..3 {
+            let batch = client.run_batch(100).expect("batch");
+            assert_eq!((batch.right, batch.server_errors, batch.wrong), (100, 0, 0));
+            // Every request claimed once: the per-connection counts add up to the batch.
+            assert!(batch.min_per_connection <= batch.max_per_connection);
+            assert!(batch.max_per_connection <= 100);
+            assert!(3 * batch.max_per_connection >= 100, "{batch:?}");
+        }
+    }
+}
+
+#[test]
+fn a_closed_loop_batch_fails_on_a_reply_nobody_asked_for() {
+    // The server answers each request twice: the second answer is not asked for.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        use std::io::{BufRead, Write};
+        let (stream, _) = listener.accept().expect("accept");
+        let mut writer = stream.try_clone().expect("clone");
+        let mut reader = std::io::BufReader::new(stream);
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|read| read > 0) {
+            if writer.write_all(b"5\n5\n").is_err() {
+                break;
+            }
+            line.clear();
+        }
+    });
     let mut client = ClosedLoop::connect(
-        server.local_addr(),
-        3,
+        addr,
+        1,
+        1,
         &RequestSpec::Fib { n: 5 },
         Duration::from_secs(10),
     )
     .expect("connect");
-    for _ in 0..3 {
-        let batch = client.run_batch(100).expect("batch");
-        assert_eq!((batch.right, batch.server_errors, batch.wrong), (100, 0, 0));
-    }
+    let error = client
+        .run_batch(10)
+        .expect_err("a protocol violation fails the batch");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData, "{error}");
+    drop(client);
+    server
+        .join()
+        .expect("the stand-in server ends when the client goes");
 }

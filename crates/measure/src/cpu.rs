@@ -22,6 +22,14 @@ pub fn process_tree_cpu() -> Duration {
         + live_descendants_cpu(std::process::id())
 }
 
+/// CPU time used so far by this process's own threads alone (no children): what a
+/// client in this process spent, apart from the server it drives in a child.
+pub fn self_cpu() -> Duration {
+    getrusage(UsageWho::RUSAGE_SELF).map_or(Duration::ZERO, |usage| {
+        timeval(usage.user_time()) + timeval(usage.system_time())
+    })
+}
+
 fn timeval(value: nix::sys::time::TimeVal) -> Duration {
     Duration::from_secs(value.tv_sec().max(0) as u64)
         + Duration::from_micros(value.tv_usec().max(0) as u64)

@@ -111,78 +111,101 @@ pub(crate) fn group_chart(
     })
 }
 
-/// Per server: the probe's p99 latency with hogs running, next to the same server's
-/// p99 at one connection without them (log scale, milliseconds).
+/// Per server: its p99 at one connection without hogs, then the probe's p99 at each hog
+/// count of the sweep (log scale, milliseconds): one thin bar per series, stacked within
+/// the server's band.
 pub(crate) fn hog_chart(path: &Path, rows: &[BeazleyRow]) -> Result<(), ReportError> {
-    let mut servers: Vec<(String, f64, f64)> = Vec::new();
-    for hog in rows
+    let mut hog_counts: Vec<Option<usize>> = rows
         .iter()
-        .filter(|row| row.phase == Phase::Hog && row.requests > 0)
-    {
+        .filter(|row| row.phase == Phase::Hog)
+        .map(|row| row.hogs)
+        .collect();
+    hog_counts.sort_unstable();
+    hog_counts.dedup();
+    // Per server: idle p99, then one p99 per hog count (None: that phase is missing).
+    let mut servers: Vec<(String, Vec<Option<f64>>)> = Vec::new();
+    for row in rows.iter().filter(|row| row.phase == Phase::Hog) {
+        if servers.iter().any(|(style, _)| *style == row.style) {
+            continue;
+        }
         let idle = rows
             .iter()
-            .filter(|row| row.style == hog.style && row.phase == Phase::Throughput)
-            .min_by_key(|row| row.connections);
-        if let Some(idle) = idle {
-            servers.push((
-                hog.style.clone(),
-                idle.p99_us as f64 / 1e3,
-                hog.p99_us as f64 / 1e3,
-            ));
+            .filter(|idle| idle.style == row.style && idle.phase == Phase::Throughput)
+            .min_by_key(|idle| idle.connections);
+        let Some(idle) = idle else { continue };
+        let mut values = vec![Some(idle.p99_us as f64 / 1e3)];
+        for &count in &hog_counts {
+            values.push(
+                rows.iter()
+                    .find(|hog| {
+                        hog.style == row.style && hog.phase == Phase::Hog && hog.hogs == count
+                    })
+                    // A probe with no latency at all (nothing due) has nothing to draw.
+                    .filter(|hog| hog.requests > 0 || hog.latency_lower_bounds > 0)
+                    .map(|hog| hog.p99_us as f64 / 1e3),
+            );
         }
+        servers.push((row.style.clone(), values));
     }
-    let height = 110 + 2 * BAR_HEIGHT * servers.len() as u32;
+    let series_count = 1 + hog_counts.len();
+    let labels: Vec<String> = std::iter::once("idle (1 connection)".to_owned())
+        .chain(hog_counts.iter().map(|count| match count {
+            Some(count) => format!("probe with {count} hogs"),
+            None => "probe with hogs".to_owned(),
+        }))
+        .collect();
+    let bar = BAR_HEIGHT * 2 / 3;
+    let height = 110 + bar * series_count as u32 * servers.len() as u32;
     let root = SVGBackend::new(path, (WIDTH, height)).into_drawing_area();
     draw(path, || {
         root.fill(&WHITE)?;
-        let max = servers
-            .iter()
-            .map(|server| server.2.max(server.1))
-            .fold(1.0_f64, f64::max)
-            // Room on the right for the legend.
-            * 30.0;
-        let min = servers
-            .iter()
-            .map(|server| server.1.min(server.2))
-            .fold(max, f64::min)
-            .max(1e-3)
-            / 2.0;
-        let count = servers.len();
+        let values = || {
+            servers
+                .iter()
+                .flat_map(|(_, values)| values.iter().flatten())
+        };
+        // Room on the right for the legend.
+        let max = values().copied().fold(1.0_f64, f64::max) * 30.0;
+        let min = values().copied().fold(max, f64::min).max(1e-3) / 2.0;
+        // Each server's band is `series_count` slots tall, one per series.
+        let slots = servers.len() * series_count;
         let mut chart = ChartBuilder::on(&root)
-            .caption("fib(1) p99 latency: idle vs with hogs", ("sans-serif", 20))
+            .caption(
+                "fib(1) p99 latency: idle and across the hog sweep",
+                ("sans-serif", 20),
+            )
             .margin(10)
             .x_label_area_size(40)
             .y_label_area_size(160)
-            .build_cartesian_2d((min..max).log_scale(), (0..count).into_segmented())?;
+            .build_cartesian_2d((min..max).log_scale(), (0..slots).into_segmented())?;
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .x_desc("p99 latency, ms (log scale)")
+            .x_desc("p99 latency, ms (log scale; probes never answered count with the time they waited)")
             .x_label_formatter(&|millis| format_count(*millis))
-            .y_labels(count)
+            .y_labels(slots)
             .y_label_formatter(&|position| match position {
-                SegmentValue::CenterOf(index) => servers
-                    .get(*index)
+                SegmentValue::CenterOf(slot) if slot % series_count == 0 => servers
+                    .get(slot / series_count)
                     .map_or_else(String::new, |server| server.0.clone()),
                 _ => String::new(),
             })
             .draw()?;
-        for (series, label) in [(0usize, "idle (1 connection)"), (1, "with 2 hogs")] {
-            let color = PALETTE[series];
+        for (series, label) in labels.iter().enumerate() {
+            let color = PALETTE[series % PALETTE.len()];
             chart
-                .draw_series(servers.iter().enumerate().map(|(index, server)| {
-                    let value = if series == 0 { server.1 } else { server.2 };
-                    // Two thin bars per server: idle above, with hogs below.
-                    let top = SegmentValue::Exact(index);
-                    let bottom = SegmentValue::Exact(index + 1);
-                    let (from, to) = if series == 0 {
-                        (top, SegmentValue::CenterOf(index))
-                    } else {
-                        (SegmentValue::CenterOf(index), bottom)
-                    };
-                    Rectangle::new([(min, from), (value, to)], color.filled())
+                .draw_series(servers.iter().enumerate().filter_map(|(index, server)| {
+                    let value = server.1[series]?;
+                    let slot = index * series_count + series;
+                    Some(Rectangle::new(
+                        [
+                            (min, SegmentValue::Exact(slot)),
+                            (value, SegmentValue::Exact(slot + 1)),
+                        ],
+                        color.filled(),
+                    ))
                 }))?
-                .label(label)
+                .label(label.as_str())
                 .legend(move |(x, y)| {
                     Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
                 });

@@ -216,7 +216,13 @@ pub(crate) fn markdown(
         if cohorts.is_empty() {
             criterion_table(&mut out, inputs, machine, group, &group_rows);
         } else {
-            paired_table(&mut out, loaded.measure.as_ref(), &group_rows, &cohorts);
+            paired_table(
+                &mut out,
+                loaded.measure.as_ref(),
+                group,
+                &group_rows,
+                &cohorts,
+            );
             for cohort in &cohorts {
                 paired_notes(&mut out, cohort, machine.workers);
             }
@@ -307,24 +313,55 @@ fn criterion_table(
     }
 }
 
+/// What one unit of a task group is, for its per-unit columns; `None` for the CPU groups.
+fn task_unit(group: &str) -> Option<&'static str> {
+    match group {
+        "spawn" => Some("spawned unit"),
+        "ping_pong" => Some("round trip"),
+        "sleepers" => Some("sleeper"),
+        _ => None,
+    }
+}
+
+/// The per-unit cells of a task group's row: the engine's median wall and CPU time per
+/// iteration divided by the units in it (the parameter), so that spinning shows as CPU
+/// time rather than being rewarded with a short wall time.
+fn per_unit_cells(row: Option<&StyleRow>, parameter: Option<&str>) -> String {
+    let units = parameter.and_then(|parameter| parameter.parse::<f64>().ok());
+    match (row, units) {
+        (Some(row), Some(units)) if units > 0.0 => format!(
+            " {} | {} |",
+            format_nanos(row.wall_ns / units),
+            format_nanos(row.cpu_ns / units)
+        ),
+        _ => " — | — |".to_owned(),
+    }
+}
+
 /// A group the engine measured: per style, criterion's median beside the engine's
-/// paired speedup and CPU ÷ wall. Styles only one of the two measured get "—" where the
-/// other's numbers would be.
+/// paired speedup and CPU ÷ wall, and for task groups the wall and CPU time per unit.
+/// Styles only one of the two measured get "—" where the other's numbers would be.
 fn paired_table(
     out: &mut String,
     measured: Option<&MeasureRun>,
+    group: &str,
     group_rows: &[&ResultRow],
     cohorts: &[&CohortRow],
 ) {
+    let unit = task_unit(group);
     let mut references_named: Vec<&str> = cohorts
         .iter()
         .map(|cohort| cohort.reference.as_str())
         .collect();
     references_named.dedup();
+    let (unit_header, unit_rule) = match unit {
+        Some(unit) => (format!(" wall per {unit} | CPU per {unit} |"), "---:|---:|"),
+        None => (String::new(), ""),
+    };
     let _ = writeln!(
         out,
-        "| style | parameter | paired speedup over `{}` (95 %) | CPU ÷ wall | median (criterion) | 95 % CI | throughput |\n\
-         |---|---|---:|---:|---:|---:|---:|",
+        "| style | parameter | paired speedup over `{}` (95 %) | CPU ÷ wall |{unit_header} median (criterion) | 95 % CI | throughput |\n\
+         |---|---|---:|---:|{unit_rule}---:|---:|---:|",
         references_named.join("`, `")
     );
     let speedup_cell = |row: &StyleRow| {
@@ -341,9 +378,14 @@ fn paired_table(
             &benchmark.function,
             benchmark.value.as_deref(),
         );
+        let unit_cells = if unit.is_some() {
+            per_unit_cells(engine.map(|(_, row)| row), benchmark.value.as_deref())
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} | {} | {} | {} – {} | {} |",
+            "| `{}` | {} | {} | {} |{unit_cells} {} | {} – {} | {} |",
             benchmark.function,
             benchmark.value.as_deref().unwrap_or(""),
             engine.map_or_else(|| "—".to_owned(), |(_, row)| speedup_cell(row)),
@@ -365,9 +407,14 @@ fn paired_table(
                     && row.benchmark.value.as_deref() == Some(cohort.parameter.as_str())
             });
             if !in_criterion {
+                let unit_cells = if unit.is_some() {
+                    per_unit_cells(Some(style), Some(cohort.parameter.as_str()))
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     out,
-                    "| `{}` | {} | {} | {:.2} | — | — | |",
+                    "| `{}` | {} | {} | {:.2} |{unit_cells} — | — | |",
                     style.style,
                     cohort.parameter,
                     speedup_cell(style),
@@ -559,8 +606,8 @@ fn beazley_section(out: &mut String, rows: &[BeazleyRow], files: &[String]) {
         let _ = write!(header, " c={connections} req/s | c={connections} p99 |");
         rule.push_str("---:|---:|");
     }
-    header.push_str(" vs best | server CPU per reply | in user space | hog probe p50 | hog probe p99 | hog probe max | probe req/s |");
-    rule.push_str("---:|---:|---:|---:|---:|---:|---:|");
+    header.push_str(" vs best | server CPU per reply | in user space |");
+    rule.push_str("---:|---:|---:|");
     let _ = writeln!(out, "{header}\n{rule}");
     let mut styles: Vec<&str> = Vec::new();
     for row in rows {
@@ -592,26 +639,10 @@ fn beazley_section(out: &mut String, rows: &[BeazleyRow], files: &[String]) {
         };
         let cpu = micros(busiest_row.and_then(|row| row.server_cpu_us));
         let user = micros(busiest_row.and_then(|row| row.server_user_us));
-        let _ = write!(out, " {versus_best} | {cpu} | {user} |");
-        match rows
-            .iter()
-            .find(|row| row.style == *style && row.phase == Phase::Hog)
-        {
-            Some(hog) if hog.requests > 0 => {
-                let _ = writeln!(
-                    out,
-                    " {} | {} | {} | {:.0} |",
-                    format_micros(hog.p50_us),
-                    format_micros(hog.p99_us),
-                    format_micros(hog.max_us),
-                    hog.rps
-                );
-            }
-            Some(_) => out.push_str(" no reply | — | — | 0 |\n"),
-            None => out.push_str(" — | — | — | — |\n"),
-        }
+        let _ = writeln!(out, " {versus_best} | {cpu} | {user} |");
     }
     out.push('\n');
+    hog_sweep_table(out, rows, &styles);
     if let (Some(busiest), Some(best)) = (busiest, best)
         && let Some(redis) = rows.iter().find(|row| {
             row.language == "c" && row.phase == Phase::Throughput && row.connections == busiest
@@ -651,12 +682,68 @@ fn beazley_section(out: &mut String, rows: &[BeazleyRow], files: &[String]) {
     if files.iter().any(|file| file == HOG_CHART) {
         let _ = writeln!(out, "![p99 latency idle and with hogs]({HOG_CHART})\n");
     }
-    let hog = rows.iter().find(|row| row.phase == Phase::Hog);
-    if let Some(hog_n) = hog.and_then(|row| row.hog_n) {
+}
+
+/// The hog phases, one column pair per hog count: the probe's p99 (from each probe's
+/// due time; `≥` where some probes were never sent or answered and count with the time
+/// they had waited) and how many of the probes that fell due were answered.
+fn hog_sweep_table(out: &mut String, rows: &[BeazleyRow], styles: &[&str]) {
+    let hog_rows: Vec<&BeazleyRow> = rows.iter().filter(|row| row.phase == Phase::Hog).collect();
+    let Some(first) = hog_rows.first() else {
+        return;
+    };
+    let mut counts: Vec<Option<usize>> = hog_rows.iter().map(|row| row.hogs).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let label = |count: Option<usize>| {
+        count.map_or_else(|| "hogs".to_owned(), |count| format!("{count} hogs"))
+    };
+    let mut header = String::from("| server |");
+    let mut rule = String::from("|---|");
+    for &count in &counts {
+        let _ = write!(header, " {}: probe p99 | answered / due |", label(count));
+        rule.push_str("---:|---:|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+    for style in styles {
+        if !hog_rows.iter().any(|row| row.style == *style) {
+            continue;
+        }
+        let _ = write!(out, "| `{style}` |");
+        for &count in &counts {
+            match hog_rows
+                .iter()
+                .find(|row| row.style == *style && row.hogs == count)
+            {
+                Some(row) => {
+                    let due = row
+                        .due
+                        .map_or_else(|| "—".to_owned(), |due| due.to_string());
+                    // A probe with no latency recorded at all (rows from before lower
+                    // bounds were kept) is "no reply", never a 0 µs latency.
+                    let p99 = if row.requests == 0 && row.latency_lower_bounds == 0 {
+                        "no reply".to_owned()
+                    } else if row.latency_lower_bounds > 0 {
+                        format!("≥ {}", format_micros(row.p99_us))
+                    } else {
+                        format_micros(row.p99_us)
+                    };
+                    let _ = write!(out, " {p99} | {} / {due} |", row.requests);
+                }
+                None => out.push_str(" — | — |"),
+            }
+        }
+        out.push('\n');
+    }
+    let probe_connections = first.connections;
+    if let Some(hog_n) = first.hog_n {
         let _ = writeln!(
             out,
-            "Hog phase: other connections loop `fib({hog_n})` while the probe sends `fib(1)` at a fixed rate; \
-             probe latency counts from each request's due time.\n"
+            "\nHog phases: the hog connections loop `fib({hog_n})` while {probe_connections} probe connection(s) send \
+             `fib(1)` at a fixed rate, open loop. Probe latency counts from each probe's due time; a probe that fell due \
+             and was never sent or answered counts too, with the time it had waited when the phase ended (`≥`: the \
+             true p99 is at least that). The sweep runs below, at and above the worker count: with as many hogs as \
+             workers, a fixed pool is saturated by construction.\n"
         );
     }
 }
@@ -847,5 +934,55 @@ mod tests {
         // Up to the workers, and a little over them for timer noise, is possible.
         assert_eq!(warning(200.0, 100.0), "");
         assert_eq!(warning(204.0, 100.0), "");
+    }
+
+    fn hog_row(style: &str, hogs: usize, answered: u64, due: u64, p99_us: u64) -> BeazleyRow {
+        BeazleyRow {
+            style: style.to_owned(),
+            language: "rust".to_owned(),
+            phase: Phase::Hog,
+            connections: 4,
+            rps: answered as f64 / 3.0,
+            p50_us: p99_us / 10,
+            p99_us,
+            max_us: p99_us,
+            requests: answered,
+            errors: 0,
+            failed: due - answered,
+            due: Some(due),
+            latency_lower_bounds: due - answered,
+            server_cpu_us: None,
+            server_user_us: None,
+            redis_benchmark_rps: None,
+            hog_n: Some(35),
+            hogs: Some(hogs),
+            hog_requests: Some(10),
+        }
+    }
+
+    #[test]
+    fn the_hog_sweep_shows_every_count_and_what_was_never_answered() {
+        let rows = [
+            hog_row("tokio", 1, 600, 600, 150),
+            hog_row("tokio", 2, 80, 600, 2_400_000),
+            hog_row("evloop", 2, 600, 600, 90),
+        ];
+        let mut out = String::new();
+        hog_sweep_table(&mut out, &rows, &["tokio", "evloop"]);
+        assert!(
+            out.contains("| server | 1 hogs: probe p99 | answered / due | 2 hogs: probe p99 | answered / due |"),
+            "{out}"
+        );
+        // A stalled probe: most of what fell due was never answered, and its p99 is a
+        // lower bound, marked as one.
+        assert!(
+            out.contains("| `tokio` | 150.0 µs | 600 / 600 | ≥ 2.40 s | 80 / 600 |"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| `evloop` | — | — | 90.0 µs | 600 / 600 |"),
+            "{out}"
+        );
+        assert!(out.contains("4 probe connection(s)"), "{out}");
     }
 }

@@ -4,10 +4,14 @@
 //!
 //! 1. **throughput** (the seed's `perf2`): `fib(1)` requests, closed loop, at each
 //!    connection count in turn — requests per second and latency;
-//! 2. **hog** (the seed's `perf1`, inverted): `hogs` connections loop a long `fib(n)`
-//!    while one probe connection sends `fib(1)` at a fixed rate, open loop — does one
-//!    slow request stall the others? The probe's latency counts from each request's due
-//!    time, so a stalled server is charged for every probe it delayed.
+//! 2. **hog** (the seed's `perf1`, inverted): for each hog count of the sweep, that many
+//!    connections loop a long `fib(n)` while the probe connections send `fib(1)` at a
+//!    fixed rate, open loop — does one slow request stall the others? The sweep runs
+//!    below, at and above the server's worker count, since a fixed pool with as many
+//!    hogs as workers is saturated by construction. The probe's latency counts from each
+//!    request's due time, and a probe that fell due but was never sent or answered still
+//!    counts (with a lower-bound latency), so a stalled server is charged for every probe
+//!    it delayed.
 //!
 //! A server that speaks only `PING` (redis-server, the loopback ceiling) runs the
 //! throughput phase with `PING` requests and skips the hog phase.
@@ -59,8 +63,10 @@ pub struct BeazleyConfig {
     pub warm_up: Duration,
     /// Connection counts of the throughput phase.
     pub connections: Vec<usize>,
-    /// Hog connections in the hog phase.
-    pub hogs: usize,
+    /// Hog connections in the hog phase: one phase per count, in this order.
+    pub hog_counts: Vec<usize>,
+    /// Probe connections in the hog phase; the probe rate is spread over them.
+    pub probe_connections: usize,
     /// The `n` the hogs loop on.
     pub hog_n: u32,
     /// The probe's rate in the hog phase, requests per second.
@@ -143,7 +149,11 @@ pub fn run(
 
 /// The progress steps of one contender: start, each phase.
 fn steps(config: &BeazleyConfig, contender: &Contender) -> usize {
-    let hog = usize::from(contender.protocol == Protocol::Fib);
+    let hog = if contender.protocol == Protocol::Fib {
+        config.hog_counts.len()
+    } else {
+        0
+    };
     let per_count = 1 + usize::from(contender.redis_benchmark.is_some());
     1 + config.connections.len() * per_count + hog
 }
@@ -199,15 +209,18 @@ fn measure(
         rows.push(row);
     }
     if contender.protocol == Protocol::Fib {
-        step(&format!(
-            "{} hogs of fib({}) + probe",
-            config.hogs, config.hog_n
-        ));
-        let (probe, hogs) = hog_phase(config, server.addr(), name)?;
-        let mut row = BeazleyRow::from_report(name, language, Phase::Hog, &probe);
-        row.hog_n = Some(config.hog_n);
-        row.hog_requests = Some(hogs.requests);
-        rows.push(row);
+        for &hog_count in &config.hog_counts {
+            step(&format!(
+                "{hog_count} hogs of fib({}) + probe",
+                config.hog_n
+            ));
+            let (probe, hogs) = hog_phase(config, hog_count, server.addr(), name)?;
+            let mut row = BeazleyRow::from_report(name, language, Phase::Hog, &probe);
+            row.hog_n = Some(config.hog_n);
+            row.hogs = Some(hog_count);
+            row.hog_requests = Some(hogs.requests);
+            rows.push(row);
+        }
     }
     if !server.stop(STOP_GRACE) {
         return Err(ScenarioError::ServerStart {
@@ -288,10 +301,11 @@ fn per_reply(spent: Duration, replies: u64) -> Option<f64> {
     (replies > 0).then(|| spent.as_secs_f64() * 1e6 / replies as f64)
 }
 
-/// Runs the hogs in the background and the probe in the foreground; returns the probe's
-/// report and the hogs'.
+/// Runs `hog_count` hogs in the background and the probe in the foreground; returns the
+/// probe's report and the hogs'.
 fn hog_phase(
     config: &BeazleyConfig,
+    hog_count: usize,
     addr: SocketAddr,
     name: &str,
 ) -> Result<(LoadReport, LoadReport), ScenarioError> {
@@ -301,14 +315,14 @@ fn hog_phase(
     };
     let hog_config = load_config(
         addr,
-        config.hogs,
+        hog_count,
         RequestSpec::Fib { n: config.hog_n },
         HOG_SETTLE + config.duration,
         None,
     );
     let probe_config = load_config(
         addr,
-        1,
+        config.probe_connections,
         RequestSpec::Fib { n: 1 },
         config.duration,
         Some(config.probe_rate),

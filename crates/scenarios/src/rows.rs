@@ -21,7 +21,7 @@ pub struct BeazleyRow {
     pub language: String,
     /// The phase measured.
     pub phase: Phase,
-    /// Connections measured: the load's, or the probe's (1) in the hog phase.
+    /// Connections measured: the load's, or the probe's in the hog phase.
     pub connections: usize,
     /// Replies per second on the measured connections.
     pub rps: f64,
@@ -35,8 +35,18 @@ pub struct BeazleyRow {
     pub requests: u64,
     /// Replies that were an error or a wrong answer.
     pub errors: u64,
-    /// Requests that failed, timed out or were never answered.
+    /// Requests that failed, timed out, were never answered, or (open loop) fell due
+    /// and were never sent.
     pub failed: u64,
+    /// Every request the client owed on the measured connections (open loop: every
+    /// request that fell due), answered or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<u64>,
+    /// How many of the latencies behind the percentiles are lower bounds (requests given
+    /// up on, counted from their due time to the end): when not 0, the true p99 and max
+    /// are at least what the row says.
+    #[serde(default)]
+    pub latency_lower_bounds: u64,
     /// CPU time the server (and its worker processes) spent per reply during the phase,
     /// µs: what a request costs the server, even when the client sets the rate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,6 +62,9 @@ pub struct BeazleyRow {
     /// Hog phase: the `n` the hog connections loop on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hog_n: Option<u32>,
+    /// Hog phase: how many hog connections looped `fib(hog_n)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hogs: Option<usize>,
     /// Hog phase: the hog connections' completed requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hog_requests: Option<u64>,
@@ -76,11 +89,14 @@ impl BeazleyRow {
             max_us: report.latency.max_us,
             requests: report.requests,
             errors: report.errors + report.wrong,
-            failed: report.failed + report.timed_out + report.unanswered,
+            failed: report.failed + report.timed_out + report.unanswered + report.unsent,
+            due: Some(report.due),
+            latency_lower_bounds: report.latency_lower_bounds,
             server_cpu_us: None,
             server_user_us: None,
             redis_benchmark_rps: None,
             hog_n: None,
+            hogs: None,
             hog_requests: None,
         }
     }

@@ -2,9 +2,13 @@
 //!
 //! async-std is deprecated upstream in favour of smol; it stays here because users
 //! still compare against it. Its executor is process-global (`async-global-executor`)
-//! and sizes itself from `ASYNC_STD_THREAD_COUNT` or the core count unless configured
-//! before first use, so this style configures it with exactly `workers` threads when it
-//! is built. The global executor can be sized once per process: building the style
+//! and sizes itself from `ASYNC_GLOBAL_EXECUTOR_THREADS` or the core count unless
+//! configured before first use, so this style configures it with exactly `workers`
+//! threads when it is built, reading its count from a variable of this project's own so
+//! that the public one cannot override it. The executor and the `async-io` reactor it
+//! shares with smol live as long as the process: the measurement engine runs every
+//! style in a process of its own; in `cargo bench`, where styles share one process,
+//! they idle beside the styles measured after it. The global executor can be sized once per process: building the style
 //! again with another worker count is an error rather than a silent mismatch.
 //!
 //! Work is spawned with `async_std::task::spawn` and the caller waits in
@@ -88,11 +92,24 @@ fn build_offload(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
 /// The thread count the global executor was started with, in this process.
 static EXECUTOR_THREADS: OnceLock<NonZeroUsize> = OnceLock::new();
 
+/// The environment variable `async-global-executor` reads its thread count from. Its
+/// default, `ASYNC_GLOBAL_EXECUTOR_THREADS`, would silently override the configured
+/// count (the crate prefers the variable to `with_min_threads`), so a user's shell
+/// could give async-std more threads than every other style; this name is the
+/// project's own, and setting it is refused.
+const PRIVATE_THREADS_VARIABLE: &str = "CONCBENCH_PRIVATE_ASYNC_STD_THREADS";
+
 /// Starts the global executor with `config.workers` threads, once per process.
 fn start_executor(config: &StyleConfig) -> Result<(), StyleError> {
+    if std::env::var_os(PRIVATE_THREADS_VARIABLE).is_some() {
+        return Err(StyleError::Config(format!(
+            "{PRIVATE_THREADS_VARIABLE} is set: it would override the worker count; unset it"
+        )));
+    }
     let threads = *EXECUTOR_THREADS.get_or_init(|| {
         async_global_executor::init_with_config(
             async_global_executor::GlobalExecutorConfig::default()
+                .with_env_var(PRIVATE_THREADS_VARIABLE)
                 .with_min_threads(config.workers.get())
                 .with_max_threads(config.workers.get()),
         );
@@ -227,29 +244,47 @@ impl Style for AsyncStd {
             .set_nonblocking(true)
             .map_err(StyleError::io("making the listener non-blocking"))?;
         let listener = async_std::net::TcpListener::from(listener);
-        let server = task::spawn(accept_connections(listener, config, self.placement));
-        // Cancelling the accept task drops the listener.
+        // Closed on stop: every connection task waits on it beside its connection, so
+        // stopping the server ends them and closes their connections (async-std's task
+        // handles detach when dropped; they cannot be cancelled all at once otherwise).
+        let (stopping, stopped) = async_std::channel::bounded::<()>(1);
+        let server = task::spawn(accept_connections(
+            listener,
+            config,
+            self.placement,
+            stopped,
+        ));
         Ok(ServerHandle::new(local_addr, move || {
+            stopping.close();
+            // Cancelling the accept task drops the listener.
             task::block_on(server.cancel());
         }))
     }
 }
 
-/// Accepts connections and serves each in a task of its own, until cancelled.
+/// Accepts connections and serves each in a task of its own, until cancelled; each
+/// connection's task also ends when `stopped` closes.
 async fn accept_connections(
     listener: async_std::net::TcpListener,
     config: ServeConfig,
     placement: Placement,
+    stopped: async_std::channel::Receiver<()>,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, _peer)) => {
                 let _ = stream.set_nodelay(true);
+                let stopped = stopped.clone();
                 task::spawn(async move {
                     let compute = |n| compute_fib(n, placement);
+                    let serve = server::serve_async_connection(FuturesIo(stream), config, compute);
+                    let stop = async {
+                        // Only ever closed, never sent on: the error is the signal.
+                        let _ = stopped.recv().await;
+                        Ok(())
+                    };
                     // A failed connection concerns its client only.
-                    let _ =
-                        server::serve_async_connection(FuturesIo(stream), config, compute).await;
+                    let _ = futures_lite::future::or(serve, stop).await;
                 });
             }
             Err(error) if server::is_transient_accept_error(&error) => {

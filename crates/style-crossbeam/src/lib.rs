@@ -4,7 +4,9 @@
 //! threads drain it and send answers back on a second channel. Fork-join uses
 //! `crossbeam-deque` work stealing, the pattern of the crate's documentation: each
 //! worker pushes new tasks on its own deque, pops from it LIFO, and when empty steals
-//! from the global injector or from other workers' deques.
+//! from the global injector or from other workers' deques; a worker that finds nothing
+//! backs off (`crossbeam::utils::Backoff`) and, once the back-off is completed, parks
+//! until a push wakes it, so idle workers do not spin.
 //!
 //! crossbeam has no pool of its own, so the threads are spawned per call with
 //! `std::thread::scope`, the std successor of `crossbeam::scope`; a spawn costs tens of
@@ -24,8 +26,8 @@ use std::io;
 use std::iter;
 use std::net::TcpListener;
 use std::num::NonZeroUsize;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -111,6 +113,7 @@ impl Style for Crossbeam {
         injector.push(job.n);
         // Tasks pushed and not yet finished; workers stop when it reaches zero.
         let pending = AtomicUsize::new(1);
+        let idle = IdleWorkers::default();
         let deques: Vec<Worker<u32>> = (0..self.workers.get())
             .map(|_| Worker::new_lifo())
             .collect();
@@ -119,8 +122,9 @@ impl Style for Crossbeam {
             let threads: Vec<_> = deques
                 .into_iter()
                 .map(|local| {
-                    let (injector, stealers, pending) = (&injector, &stealers, &pending);
-                    scope.spawn(move || run_worker(job, &local, injector, stealers, pending))
+                    let (injector, stealers, pending, idle) =
+                        (&injector, &stealers, &pending, &idle);
+                    scope.spawn(move || run_worker(job, &local, injector, stealers, pending, idle))
                 })
                 .collect();
             threads
@@ -247,6 +251,55 @@ fn unit_panicked() -> StyleError {
     StyleError::WorkerFailed("a unit's thread panicked".into())
 }
 
+/// Where fork-join workers with nothing to steal sleep: `Backoff` spins, then yields,
+/// and once it `is_completed` a worker parks here, as crossbeam's documentation advises,
+/// instead of spinning and yielding for as long as another worker holds the last tasks.
+#[derive(Debug, Default)]
+struct IdleWorkers {
+    /// Workers parked or about to park; pushers look at it before taking the lock.
+    count: AtomicUsize,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+/// The longest a parked worker sleeps before it looks for work again by itself: a safety
+/// net, never the way work is found (a push wakes it).
+const IDLE_RECHECK: Duration = Duration::from_millis(1);
+
+impl IdleWorkers {
+    /// Parks the calling worker until new work may be there or the tree is finished.
+    /// `work_visible` is checked after the worker has counted itself idle, under the lock,
+    /// so a push that came before cannot be missed and one that comes after wakes it.
+    fn park(&self, work_visible: impl Fn() -> bool) {
+        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.count.fetch_add(1, Ordering::SeqCst);
+        if !work_visible() {
+            let _ = self
+                .wake
+                .wait_timeout(guard, IDLE_RECHECK)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        self.count.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Wakes one parked worker, if any: there is a new task.
+    fn task_pushed(&self) {
+        // Pairs with the count's increment in `park`: either the pusher sees the idle
+        // worker, or the idle worker sees the pushed task.
+        fence(Ordering::SeqCst);
+        if self.count.load(Ordering::SeqCst) > 0 {
+            let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Wakes every parked worker: the tree is finished.
+    fn finished(&self) {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.wake.notify_all();
+    }
+}
+
 /// One fork-join worker: runs tasks until every task in the tree has finished, and
 /// returns the sum of the leaves it computed.
 fn run_worker(
@@ -255,13 +308,22 @@ fn run_worker(
     injector: &Injector<u32>,
     stealers: &[Stealer<u32>],
     pending: &AtomicUsize,
+    idle: &IdleWorkers,
 ) -> u64 {
     let mut sum = 0;
     let backoff = Backoff::new();
     while pending.load(Ordering::Acquire) > 0 {
         let Some(mut n) = find_task(local, injector, stealers) else {
             // Another worker holds the remaining tasks and will push more or finish.
-            backoff.snooze();
+            if backoff.is_completed() {
+                idle.park(|| {
+                    pending.load(Ordering::SeqCst) == 0
+                        || !injector.is_empty()
+                        || stealers.iter().any(|stealer| !stealer.is_empty())
+                });
+            } else {
+                backoff.snooze();
+            }
             continue;
         };
         backoff.reset();
@@ -271,11 +333,14 @@ fn run_worker(
                 Step::Split(left, right) => {
                     pending.fetch_add(1, Ordering::Relaxed);
                     local.push(left);
+                    idle.task_pushed();
                     n = right;
                 }
                 Step::Leaf(value) => {
                     sum += value;
-                    pending.fetch_sub(1, Ordering::AcqRel);
+                    if pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        idle.finished();
+                    }
                     break;
                 }
             }

@@ -74,19 +74,30 @@ impl BlockingPool {
             return;
         }
         state.queue.push_back(Box::new(job));
-        // More queued jobs than idle threads to take them: one more thread.
-        if state.queue.len() > state.idle && state.threads < MAX_THREADS {
+        // More queued jobs than idle threads to take them: one more thread. The thread
+        // is counted under the lock, so no two callers start one for the same job, and
+        // started outside it, so that no other caller or pool thread waits on the lock
+        // for the tens of microseconds a thread takes to start.
+        let start_thread = state.queue.len() > state.idle && state.threads < MAX_THREADS;
+        if start_thread {
+            state.threads += 1;
+        }
+        drop(state);
+        self.shared.job_ready.notify_one();
+        if start_thread {
             let shared = Arc::clone(&self.shared);
             let spawned = thread::Builder::new()
                 .name("evloop-blocking".into())
                 .spawn(move || run_thread(&shared));
             // Out of threads: the job waits for a running thread to take it.
-            if spawned.is_ok() {
-                state.threads += 1;
+            if spawned.is_err() {
+                let mut state = self.shared.lock();
+                state.threads -= 1;
+                if state.threads == 0 {
+                    self.shared.all_exited.notify_all();
+                }
             }
         }
-        drop(state);
-        self.shared.job_ready.notify_one();
     }
 }
 

@@ -13,6 +13,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::{Arc, mpsc};
+use std::time::Duration;
 
 use workloads::protocol::{Action, Session};
 use workloads::server::{ServeConfig, ServerHandle};
@@ -48,7 +49,7 @@ pub(crate) fn start(
         }));
         let fd = server.borrow().listener.as_raw_fd();
         let handler: Handler = Rc::new(move |event_loop, token, wake| match wake {
-            Wake::Io(_) => accept_connections(&server, event_loop),
+            Wake::Io(_) => accept_connections(&server, event_loop, token),
             // The only message a listener gets is the stop signal.
             Wake::Message(_) => close_everything(&server, event_loop, token),
         });
@@ -69,6 +70,33 @@ pub(crate) fn start(
             let _ = wait.recv();
         }
     }))
+}
+
+/// EMFILE, ENFILE, ENOBUFS, ENOMEM: the process or the system is out of something that
+/// only time (connections closing) gives back.
+fn is_out_of_resources(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// Stops watching the listener for [`ACCEPT_BACK_OFF`], then watches it again, unless
+/// the server has gone (its listener closed) or stopped (deregistered: the `modify`
+/// then fails, harmlessly, since the descriptor is still the server's own).
+fn pause_accepting(server: &Rc<RefCell<Server>>, event_loop: &mut EventLoop, token: Token) {
+    let fd = server.borrow().listener.as_raw_fd();
+    if event_loop.reregister(fd, token, Interest::NONE).is_err() {
+        return;
+    }
+    let server = Rc::downgrade(server);
+    event_loop.call_later(ACCEPT_BACK_OFF, move |event_loop| {
+        // The upgrade keeps the listener, and so `fd`, open while it is re-watched.
+        if let Some(server) = server.upgrade() {
+            let _ = event_loop.reregister(fd, token, Interest::READ);
+            drop(server);
+        }
+    });
 }
 
 /// Where offloaded requests go, and how their answers come back.
@@ -96,12 +124,20 @@ struct Connection {
     closing: bool,
 }
 
-fn accept_connections(server: &Rc<RefCell<Server>>, event_loop: &mut EventLoop) {
+/// How long the listener is left unwatched after the process ran out of descriptors or
+/// memory: the listener is level-triggered, so watching it would wake the loop again at
+/// once, for an accept that fails the same way, and spin.
+const ACCEPT_BACK_OFF: Duration = Duration::from_millis(10);
+
+fn accept_connections(server: &Rc<RefCell<Server>>, event_loop: &mut EventLoop, token: Token) {
     loop {
         let accepted = server.borrow().listener.accept();
         let stream = match accepted {
             Ok((stream, _peer)) => stream,
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+            Err(error) if is_out_of_resources(&error) => {
+                return pause_accepting(server, event_loop, token);
+            }
             Err(error) if workloads::server::is_transient_accept_error(&error) => return,
             Err(error) => return eprintln!("accept failed: {error}"),
         };

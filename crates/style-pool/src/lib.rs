@@ -9,9 +9,10 @@
 //! carries on down its right child; leaves add their value to a shared sum, and the
 //! last one to finish wakes the caller.
 //!
-//! A `spawn` unit is a job. `ping_pong` is a rally of jobs: delivering a message means
-//! queueing a job that receives it and queues the reply, so every message crosses the
-//! pool's queue. `sleepers` does not apply: a fixed pool runs `workers` jobs at a time,
+//! A `spawn` unit is a job. `ping_pong` is two jobs blocked on each other's `mpsc`
+//! channel, as in every other style: each holds a pool worker for the whole exchange,
+//! so it needs two workers (with one, it is an error, not a deadlock). `sleepers` does
+//! not apply: a fixed pool runs `workers` jobs at a time,
 //! so N sleeping jobs are not N concurrent units.
 //!
 //! The server reads each connection on a thread of its own (std has no other way to
@@ -64,13 +65,17 @@ fn support(workload: Workload) -> Support {
 
 fn build(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
     let pool = ThreadPool::new(config.workers).map_err(StyleError::io("starting pool threads"))?;
-    Ok(Box::new(Pool { pool }))
+    Ok(Box::new(Pool {
+        pool,
+        workers: config.workers.get(),
+    }))
 }
 
 /// The pool style: a [`ThreadPool`] of `workers` threads.
 #[derive(Debug)]
 pub struct Pool {
     pool: ThreadPool,
+    workers: usize,
 }
 
 impl Style for Pool {
@@ -97,19 +102,55 @@ impl Style for Pool {
     }
 
     fn ping_pong(&self, n_messages: u64) -> Result<PingPong, StyleError> {
-        let rally = Arc::new(Rally {
-            n_messages,
-            pings: Mutex::default(),
-            pongs: Mutex::default(),
-            done: Countdown::new(usize::from(n_messages > 0)),
-        });
-        if n_messages > 0 {
-            rally.send_ping(&self.pool.spawner(), 0);
+        if self.workers < 2 {
+            return Err(StyleError::Config(POOL_PING_PONG_WORKERS.into()));
         }
-        rally.done.wait()?;
+        // Two jobs, each holding a pool worker for the whole exchange, blocked on each
+        // other's channel: the same two units on a channel as every other style's.
+        let (ping_sender, pings) = mpsc::channel::<u64>();
+        let (pong_sender, pongs) = mpsc::channel::<u64>();
+        let sides = Arc::new(Sides {
+            ponger: Mutex::default(),
+            pinger: Mutex::default(),
+            done: Countdown::new(2),
+        });
+        let ponger = Arc::clone(&sides);
+        self.pool.execute(move || {
+            let guard = PanicGuard(&ponger.done);
+            let mut received = Receiver::default();
+            // Ends when the pinger drops its sender.
+            for ping in pings {
+                received.receive(ping);
+                if pong_sender.send(ping).is_err() {
+                    break;
+                }
+            }
+            *lock(&ponger.ponger) = received;
+            std::mem::forget(guard);
+            ponger.done.count_down();
+        });
+        let pinger = Arc::clone(&sides);
+        self.pool.execute(move || {
+            let guard = PanicGuard(&pinger.done);
+            let mut received = Receiver::default();
+            for message in 0..n_messages {
+                if ping_sender.send(message).is_err() {
+                    break;
+                }
+                match pongs.recv() {
+                    Ok(pong) => received.receive(pong),
+                    Err(mpsc::RecvError) => break,
+                }
+            }
+            drop(ping_sender);
+            *lock(&pinger.pinger) = received;
+            std::mem::forget(guard);
+            pinger.done.count_down();
+        });
+        sides.done.wait()?;
         Ok(PingPong::from_sides(
-            *lock(&rally.pings),
-            *lock(&rally.pongs),
+            *lock(&sides.ponger),
+            *lock(&sides.pinger),
         ))
     }
 
@@ -171,37 +212,15 @@ impl Pool {
     }
 }
 
-/// A `ping_pong` exchange as a chain of pool jobs.
-struct Rally {
-    n_messages: u64,
-    pings: Mutex<Receiver>,
-    pongs: Mutex<Receiver>,
+/// What the two `ping_pong` jobs received, and the latch the caller waits on.
+struct Sides {
+    ponger: Mutex<Receiver>,
+    pinger: Mutex<Receiver>,
     done: Countdown,
 }
 
-impl Rally {
-    /// Sends ping `message`: a job that receives it and sends the pong back.
-    fn send_ping(self: &Arc<Self>, spawner: &Spawner, message: u64) {
-        let (rally, next_spawner) = (Arc::clone(self), spawner.clone());
-        spawner.execute(move || {
-            lock(&rally.pings).receive(message);
-            rally.send_pong(&next_spawner, message);
-        });
-    }
-
-    /// Sends pong `message`: a job that receives it and sends the next ping, or ends.
-    fn send_pong(self: &Arc<Self>, spawner: &Spawner, message: u64) {
-        let (rally, next_spawner) = (Arc::clone(self), spawner.clone());
-        spawner.execute(move || {
-            lock(&rally.pongs).receive(message);
-            if message + 1 < rally.n_messages {
-                rally.send_ping(&next_spawner, message + 1);
-            } else {
-                rally.done.count_down();
-            }
-        });
-    }
-}
+/// Why `ping_pong` needs two pool workers.
+const POOL_PING_PONG_WORKERS: &str = "ping_pong on the pool needs at least 2 workers: its two units are two jobs, each holding a worker while it waits for the other";
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)

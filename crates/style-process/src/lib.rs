@@ -6,13 +6,16 @@
 //! built from a [`workloads::WorkerCommand`] that names it. Batches are cut into
 //! `len / (4 × workers)`-sized chunks, as `multiprocessing.Pool.map` does by default,
 //! so the pipe round trip is paid a few times per worker rather than once per input.
-//! Fork-join sends whole subtrees (about four per worker) rather than single nodes: a
-//! process per node would cost far more than the node.
+//! Fork-join splits the same tree as every other style, down to the same cutoff, in the
+//! parent, and sends every leaf to the pool as a task of its own (about a thousand for
+//! the bench's tree): a process per node would cost far more than the node, but a task
+//! per leaf on a pool of processes is what the seed's executor would do.
 //!
 //! Every `spawn` and `sleepers` unit is a fresh worker process, sent one request (echo
 //! its index, or sleep) on its stdin; at most a few hundred are started at once
-//! ([`workloads::tasks::PROCESS_CAP`]). `ping_pong` exchanges messages with one worker
-//! process over its pipes.
+//! ([`workloads::tasks::PROCESS_CAP`]). `ping_pong` exchanges messages with one partner
+//! worker process over its pipes: started with the style, outside any timed region, and
+//! checking the order of its pings as this side checks its pongs.
 //!
 //! The server is the seed's: a thread per connection reads requests and sends each
 //! `fib` to the process pool, waiting for the answer. (A prefork server, with workers
@@ -29,7 +32,7 @@ mod worker;
 pub use pool::{Pending, ProcessPool, ProcessPoolError};
 use std::io;
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 pub use worker::run_worker;
 
@@ -80,6 +83,9 @@ pub struct Processes {
     command: WorkerCommand,
     /// How many unit processes may run at once on this machine.
     unit_limit: UnitLimit,
+    /// The `ping_pong` partner, started with the style so that no exchange pays for a
+    /// process start; replaced if an exchange fails.
+    ponger: Mutex<Option<UnitProcess>>,
 }
 
 impl Processes {
@@ -91,17 +97,23 @@ impl Processes {
             )
         })?;
         let pool = ProcessPool::start(command, config.workers).map_err(worker_failed)?;
+        let ponger = UnitProcess::start(command).map_err(StyleError::io("starting the ponger"))?;
         Ok(Self {
             pool: Arc::new(pool),
             workers: config.workers.get(),
             command: command.clone(),
             unit_limit: tasks::unit_limit(UnitKind::Process),
+            ponger: Mutex::new(Some(ponger)),
         })
     }
 
-    /// The worker processes' ids, for tests that check none is left behind.
+    /// The worker processes' ids (the pool's and the ping-pong partner's), for tests
+    /// that check none is left behind.
     pub fn worker_pids(&self) -> Vec<u32> {
-        self.pool.worker_pids()
+        let mut pids = self.pool.worker_pids();
+        let ponger = self.ponger.lock().unwrap_or_else(PoisonError::into_inner);
+        pids.extend(ponger.as_ref().map(UnitProcess::pid));
+        pids
     }
 }
 
@@ -121,9 +133,9 @@ impl Style for Processes {
     }
 
     fn fib_forkjoin(&self, job: ForkJoin) -> Result<u64, StyleError> {
-        // Largest subtrees first, so the smallest ones fill in at the end.
+        // Every leaf of the tree, at the cutoff: the same tasks as every other style's.
         let pending = job
-            .leaves(4 * self.workers)
+            .leaves(usize::MAX)
             .into_iter()
             .map(|leaf| self.pool.submit_fib(vec![leaf]))
             .collect::<Result<Vec<_>, _>>()
@@ -153,13 +165,18 @@ impl Style for Processes {
     }
 
     fn ping_pong(&self, n_messages: u64) -> Result<PingPong, StyleError> {
-        // This thread pings; the worker process pongs by echoing each message back.
-        let mut ponger =
-            UnitProcess::start(&self.command).map_err(StyleError::io("starting the ponger"))?;
+        // This thread pings; the partner process, started with the style, checks the
+        // order of its pings, answers each as the pong, and reports its tally at the end.
+        let mut slot = self.ponger.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut ponger = match slot.take() {
+            Some(ponger) => ponger,
+            None => UnitProcess::start(&self.command)
+                .map_err(StyleError::io("restarting the ponger"))?,
+        };
         let mut pongs = Receiver::default();
         for message in 0..n_messages {
             ponger
-                .send(&Request::Echo(vec![message]))
+                .send(&Request::Pong(message))
                 .map_err(StyleError::io("sending a ping"))?;
             pongs.receive(
                 ponger
@@ -167,8 +184,19 @@ impl Style for Processes {
                     .map_err(StyleError::io("receiving a pong"))?,
             );
         }
-        // An echoing worker receives exactly what it answers: its pings are our pongs.
-        Ok(PingPong::from_sides(pongs, pongs))
+        ponger
+            .send(&Request::PongTally)
+            .map_err(StyleError::io("asking the ponger for its tally"))?;
+        let (received, out_of_order) = ponger
+            .receive_tally()
+            .map_err(StyleError::io("reading the ponger's tally"))?;
+        // Only a partner that completed the exchange is kept; a failed one was dropped
+        // (killed) above by the `?`.
+        *slot = Some(ponger);
+        Ok(PingPong::from_sides(
+            Receiver::from_counts(received, out_of_order),
+            pongs,
+        ))
     }
 
     fn sleepers(&self, n_units: usize, sleep: Duration) -> Result<Sleepers, StyleError> {

@@ -14,6 +14,8 @@ const TAG_ANSWERS: u8 = 2;
 const TAG_ERROR: u8 = 3;
 const TAG_ECHO: u8 = 4;
 const TAG_SLEEP: u8 = 5;
+const TAG_PONG: u8 = 6;
+const TAG_PONG_TALLY: u8 = 7;
 
 /// What the parent asks a worker to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +26,12 @@ pub(crate) enum Request {
     Echo(Vec<u64>),
     /// Sleep this many microseconds, then answer how many passed.
     Sleep(u64),
+    /// One ping of a ping-pong exchange: check its order against the pings before it
+    /// (since the last tally), and answer it back as the pong.
+    Pong(u64),
+    /// End of a ping-pong exchange: answer `[received, out of order]` of the pings since
+    /// the last tally, and start counting afresh.
+    PongTally,
 }
 
 /// What a worker answers.
@@ -54,6 +62,11 @@ impl Request {
                 write_header(writer, TAG_SLEEP, 1)?;
                 writer.write_all(&micros.to_le_bytes())?;
             }
+            Self::Pong(value) => {
+                write_header(writer, TAG_PONG, 1)?;
+                writer.write_all(&value.to_le_bytes())?;
+            }
+            Self::PongTally => write_header(writer, TAG_PONG_TALLY, 0)?,
         }
         writer.flush()
     }
@@ -70,6 +83,12 @@ impl Request {
                 [micros] => Self::Sleep(*micros),
                 _ => return Err(invalid("a sleep request carries one duration".into())),
             },
+            TAG_PONG => match read_items(reader, count, u64::from_le_bytes)?.as_slice() {
+                [value] => Self::Pong(*value),
+                _ => return Err(invalid("a ping carries one value".into())),
+            },
+            TAG_PONG_TALLY if count == 0 => Self::PongTally,
+            TAG_PONG_TALLY => return Err(invalid("a tally request carries nothing".into())),
             other => return Err(invalid(format!("unknown request tag {other}"))),
         };
         Ok(Some(request))

@@ -1,5 +1,5 @@
-//! One-shot worker processes: the `spawn`, `ping_pong` and `sleepers` units of the
-//! process style, each a whole `concbench worker` process.
+//! Worker processes outside the pool: the one-shot `spawn` and `sleepers` units of the
+//! process style, and the `ping_pong` partner, each a whole `concbench worker` process.
 
 use std::io::{self, BufReader, BufWriter};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -56,6 +56,25 @@ impl UnitProcess {
     /// Reads the answer to one request.
     pub(crate) fn receive(&mut self) -> io::Result<u64> {
         Response::read_from(&mut self.from_worker)?.into_single()
+    }
+
+    /// Reads a `[received, out of order]` tally.
+    pub(crate) fn receive_tally(&mut self) -> io::Result<(u64, u64)> {
+        match Response::read_from(&mut self.from_worker)? {
+            Response::Answers(values) => match values.as_slice() {
+                [received, out_of_order] => Ok((*received, *out_of_order)),
+                _ => Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("a tally is two values, got {}", values.len()),
+                )),
+            },
+            Response::Error(message) => Err(io::Error::other(message)),
+        }
+    }
+
+    /// The process id, for tests that check none is left behind.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Reads the last answer, closes the worker's input and waits for it to exit.

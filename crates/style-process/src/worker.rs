@@ -3,6 +3,7 @@
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::time::{Duration, Instant};
 
+use workloads::tasks::Receiver;
 use workloads::{MAX_REFERENCE_N, fib};
 
 use crate::message::{Request, Response};
@@ -17,6 +18,9 @@ use crate::message::{Request, Response};
 pub fn run_worker(input: impl Read, output: impl Write) -> io::Result<()> {
     let mut input = BufReader::new(input);
     let mut output = BufWriter::new(output);
+    // The pings of the current ping-pong exchange, checked as the other styles' ponging
+    // units check theirs.
+    let mut pings = Receiver::default();
     while let Some(request) = Request::read_from(&mut input)? {
         let response = match request {
             Request::Fib(inputs) => match inputs.iter().find(|&&n| n > MAX_REFERENCE_N) {
@@ -29,6 +33,14 @@ pub fn run_worker(input: impl Read, output: impl Write) -> io::Result<()> {
                 std::thread::sleep(Duration::from_micros(micros));
                 let slept = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
                 Response::Answers(vec![slept])
+            }
+            Request::Pong(value) => {
+                pings.receive(value);
+                Response::Answers(vec![value])
+            }
+            Request::PongTally => {
+                let tally = std::mem::take(&mut pings);
+                Response::Answers(vec![tally.received(), tally.out_of_order()])
             }
         };
         response.write_to(&mut output)?;
@@ -48,6 +60,12 @@ mod tests {
             Request::Fib(vec![99]),
             Request::Echo(vec![3, 4]),
             Request::Sleep(1000),
+            Request::Pong(0),
+            Request::Pong(1),
+            Request::Pong(3),
+            Request::PongTally,
+            Request::Pong(0),
+            Request::PongTally,
         ] {
             request.write_to(&mut input).unwrap();
         }
@@ -59,6 +77,13 @@ mod tests {
         assert_eq!(next(), Response::Error("fib(99) overflows u64".into()));
         assert_eq!(next(), Response::Answers(vec![3, 4]));
         assert!(next().into_single().unwrap() >= 1000);
+        for pong in [0, 1, 3] {
+            assert_eq!(next(), Response::Answers(vec![pong]));
+        }
+        // Three pings, the last one out of order; then a fresh exchange.
+        assert_eq!(next(), Response::Answers(vec![3, 1]));
+        assert_eq!(next(), Response::Answers(vec![0]));
+        assert_eq!(next(), Response::Answers(vec![1, 0]));
         assert!(output.is_empty());
     }
 }

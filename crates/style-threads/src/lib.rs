@@ -1,10 +1,13 @@
 //! Plain `std::thread`: scoped threads spawned for each call, no pool.
 //!
-//! Batches are split statically into one contiguous chunk per worker, so on heavy-tailed
-//! inputs the slowest chunk sets the time; that imbalance is what `fib_skewed` shows.
-//! Fork-join spawns a thread per split down to a small depth (about four leaves per
-//! worker) and recurses sequentially below it, because a thread per task would cost far
-//! more than the task.
+//! A batch runs on `workers` scoped threads that take inputs one at a time from a shared
+//! `AtomicUsize` index, as a std programmer hands out uneven work: no thread sits idle
+//! while another has a long tail. The `threads-static` variant splits the batch into one
+//! contiguous chunk per worker instead, so on heavy-tailed inputs the slowest chunk sets
+//! the time; that imbalance is what `fib_skewed` shows beside the main row. Fork-join
+//! spawns a scoped thread for one half of every split, down to the same cutoff as every
+//! other style (about a thousand threads for the bench's tree): what a task costs when
+//! a task is a thread.
 //!
 //! Every `spawn` and `sleepers` unit is a thread of its own (`thread::sleep` is its
 //! timer); `ping_pong` runs between two threads over `std::sync::mpsc` channels.
@@ -16,6 +19,7 @@
 
 use std::net::TcpListener;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread::{self, Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
@@ -30,13 +34,94 @@ use workloads::{
 /// The `threads` row of the catalog.
 pub const ENTRY: StyleEntry = StyleEntry {
     name: "threads",
-    summary: "`std::thread::scope`: a thread per chunk, depth-limited threads for fork-join",
+    summary: "`std::thread::scope`: workers take inputs from an atomic index, a thread per fork-join split",
     support,
     build,
     server_model: ServerModel::Concurrent,
     cpu_threads: CpuThreads::Workers,
     unit: UnitKind::Thread,
 };
+
+/// The `threads-static` row: the same threads with the batch cut into one contiguous chunk
+/// per worker, a deliberate strawman for the skewed batch.
+pub const ENTRY_STATIC: StyleEntry = StyleEntry {
+    name: "threads-static",
+    summary: "variant: `threads` with one contiguous chunk per worker (static split)",
+    support: support_static,
+    build: build_static,
+    server_model: ServerModel::Concurrent,
+    cpu_threads: CpuThreads::Workers,
+    unit: UnitKind::Thread,
+};
+
+/// Why `threads-static` has only the batch rows.
+const STATIC_ONLY_BATCHES: &str =
+    "a batch-splitting variant: its other workloads are the `threads` row's";
+
+fn support_static(workload: Workload) -> Support {
+    match workload {
+        Workload::FibBatch | Workload::FibSkewed => Support::Runs,
+        Workload::FibForkJoin
+        | Workload::Spawn
+        | Workload::PingPong
+        | Workload::Sleepers
+        | Workload::Throughput
+        | Workload::HogLatency => Support::NotApplicable(STATIC_ONLY_BATCHES),
+    }
+}
+
+fn build_static(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
+    Ok(Box::new(StaticChunks {
+        workers: config.workers,
+    }))
+}
+
+/// `threads-static`: a scoped thread per contiguous chunk of the batch.
+#[derive(Debug, Clone)]
+pub struct StaticChunks {
+    workers: NonZeroUsize,
+}
+
+impl Style for StaticChunks {
+    fn fib_batch(&self, inputs: &[u32]) -> Result<Vec<u64>, StyleError> {
+        let mut answers = vec![0; inputs.len()];
+        let chunk_len = inputs.len().div_ceil(self.workers.get()).max(1);
+        thread::scope(|scope| {
+            for (inputs, answers) in inputs.chunks(chunk_len).zip(answers.chunks_mut(chunk_len)) {
+                scope.spawn(move || {
+                    for (answer, &n) in answers.iter_mut().zip(inputs) {
+                        *answer = fib(n);
+                    }
+                });
+            }
+        });
+        Ok(answers)
+    }
+
+    fn fib_forkjoin(&self, _job: ForkJoin) -> Result<u64, StyleError> {
+        Err(StyleError::NotApplicable(STATIC_ONLY_BATCHES))
+    }
+
+    fn spawn(&self, _n_units: usize) -> Result<Vec<u64>, StyleError> {
+        Err(StyleError::NotApplicable(STATIC_ONLY_BATCHES))
+    }
+
+    fn ping_pong(&self, _n_messages: u64) -> Result<PingPong, StyleError> {
+        Err(StyleError::NotApplicable(STATIC_ONLY_BATCHES))
+    }
+
+    fn sleepers(&self, _n_units: usize, _sleep: Duration) -> Result<Sleepers, StyleError> {
+        Err(StyleError::NotApplicable(STATIC_ONLY_BATCHES))
+    }
+
+    fn serve(
+        &self,
+        _listener: TcpListener,
+        _config: ServeConfig,
+    ) -> Result<ServerHandle, StyleError> {
+        Err(StyleError::NotApplicable(STATIC_ONLY_BATCHES))
+    }
+}
 
 fn support(workload: Workload) -> Support {
     match workload {
@@ -58,8 +143,8 @@ fn build(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
     }))
 }
 
-/// Spawns scoped threads on every call: `workers` threads for a batch, about
-/// `4 × workers` for fork-join, one per unit for tasks. Nothing is kept between calls.
+/// Spawns scoped threads on every call: `workers` threads for a batch, one per split for
+/// fork-join, one per unit for tasks. Nothing is kept between calls.
 #[derive(Debug, Clone)]
 pub struct Threads {
     workers: NonZeroUsize,
@@ -69,25 +154,36 @@ pub struct Threads {
 
 impl Style for Threads {
     fn fib_batch(&self, inputs: &[u32]) -> Result<Vec<u64>, StyleError> {
+        let next = AtomicUsize::new(0);
+        let workers = self.workers.get().min(inputs.len()).max(1);
+        let computed: Vec<Vec<(usize, u64)>> = thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        // Each thread keeps its own (index, answer) pairs: no shared
+                        // writes while computing, one merge at the end.
+                        let mut mine = Vec::new();
+                        loop {
+                            let index = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(&n) = inputs.get(index) else {
+                                break mine;
+                            };
+                            mine.push((index, fib(n)));
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(join_unit).collect::<Result<_, _>>()
+        })?;
         let mut answers = vec![0; inputs.len()];
-        let chunk_len = inputs.len().div_ceil(self.workers.get()).max(1);
-        thread::scope(|scope| {
-            for (inputs, answers) in inputs.chunks(chunk_len).zip(answers.chunks_mut(chunk_len)) {
-                scope.spawn(move || {
-                    for (answer, &n) in answers.iter_mut().zip(inputs) {
-                        *answer = fib(n);
-                    }
-                });
-            }
-        });
+        for (index, answer) in computed.into_iter().flatten() {
+            answers[index] = answer;
+        }
         Ok(answers)
     }
 
     fn fib_forkjoin(&self, job: ForkJoin) -> Result<u64, StyleError> {
-        // ceil(log2(workers)) + 2 levels of splitting: about four leaves per worker, so
-        // the unequal halves of the Fibonacci tree even out across the cores.
-        let spawn_depth = self.workers.get().next_power_of_two().trailing_zeros() + 2;
-        Ok(split_on_threads(job, job.n, spawn_depth))
+        Ok(split_on_threads(job, job.n))
     }
 
     fn spawn(&self, n_units: usize) -> Result<Vec<u64>, StyleError> {
@@ -179,17 +275,14 @@ fn join_unit<T>(unit: ScopedJoinHandle<'_, T>) -> Result<T, StyleError> {
         .map_err(|_| StyleError::WorkerFailed("a unit's thread panicked".into()))
 }
 
-/// Splits `n` with one new thread per split until `depth` reaches zero, then finishes
-/// sequentially.
-fn split_on_threads(job: ForkJoin, n: u32, depth: u32) -> u64 {
-    if depth == 0 {
-        return fib(n);
-    }
+/// Splits `n` as the job's tree says, the left half of every split on a new scoped
+/// thread and the right half on this one, down to the cutoff.
+fn split_on_threads(job: ForkJoin, n: u32) -> u64 {
     match job.step(n) {
         Step::Leaf(value) => value,
         Step::Split(left, right) => thread::scope(|scope| {
-            let left = scope.spawn(move || split_on_threads(job, left, depth - 1));
-            let right = split_on_threads(job, right, depth - 1);
+            let left = scope.spawn(move || split_on_threads(job, left));
+            let right = split_on_threads(job, right);
             // A panic in the left half is re-raised here, like one in the right half.
             left.join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))

@@ -16,7 +16,11 @@
 //! The server is `tokio::net` with a task per connection. `tokio` and `tokio-current`
 //! compute `fib` inline, in the connection's task, on purpose: a long request holds its
 //! worker thread. `tokio-offload` sends every `fib` to tokio's blocking pool with
-//! `spawn_blocking`, the fix tokio's documentation prescribes for CPU-heavy work.
+//! `spawn_blocking`, unbounded: each request gets a blocking thread of its own, up to
+//! the pool's limit of 512. tokio's documentation accepts `spawn_blocking` for CPU-bound
+//! work but says that for much of it a dedicated, bounded pool (rayon, or a semaphore in
+//! front) is better, since hundreds of threads then share the cores; the variant is
+//! that simple, unbounded offload, labelled as such, not the bounded design.
 
 #![forbid(unsafe_code)]
 
@@ -65,7 +69,7 @@ pub const ENTRY_CURRENT: StyleEntry = StyleEntry {
 /// `fib` sent to the blocking pool.
 pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
     name: "tokio-offload",
-    summary: "tokio multi-thread runtime, each request's fib on `spawn_blocking`",
+    summary: "tokio multi-thread runtime, each request's fib on `spawn_blocking` (unbounded)",
     support: server::server_variant_support,
     build: build_offload,
     server_model: ServerModel::Concurrent,
@@ -196,6 +200,9 @@ impl Style for Tokio {
 
     fn ping_pong(&self, n_messages: u64) -> Result<PingPong, StyleError> {
         self.run(async move {
+            // Capacity 1, where the other styles' channels are unbounded: the same thing
+            // here, since each side waits for the reply before sending again, so no
+            // channel ever holds more than one message.
             let (ping_sender, mut pings) = mpsc::channel::<u64>(1);
             let (pong_sender, mut pongs) = mpsc::channel::<u64>(1);
             let ponger = tokio::spawn(async move {
@@ -288,7 +295,18 @@ impl Style for Tokio {
                 let runtime = Arc::clone(&self.runtime);
                 let driver = thread::Builder::new()
                     .name("tokio-current-server".into())
-                    .spawn(move || runtime.block_on(server))
+                    .spawn(move || {
+                        runtime.block_on(server);
+                        // Stopping dropped the accept loop's `JoinSet`, which aborts
+                        // every connection task; a current-thread runtime drops an
+                        // aborted task (and closes its connection) only when it runs
+                        // again, so give it a few turns before this thread leaves.
+                        runtime.block_on(async {
+                            for _ in 0..16 {
+                                tokio::task::yield_now().await;
+                            }
+                        });
+                    })
                     .map_err(StyleError::io("starting the server thread"))?;
                 Ok(ServerHandle::new(local_addr, move || {
                     let _ = stop.send(());

@@ -74,6 +74,27 @@ pub struct Receiver {
 }
 
 impl Receiver {
+    /// A receiver that has already received `received` messages, `out_of_order` of them
+    /// out of order: the tally of a receiving side that ran elsewhere (in another
+    /// process) and reported its counts.
+    pub fn from_counts(received: u64, out_of_order: u64) -> Self {
+        Self {
+            next: received,
+            received,
+            out_of_order,
+        }
+    }
+
+    /// Messages received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Messages received so far that were not the next one expected.
+    pub fn out_of_order(&self) -> u64 {
+        self.out_of_order
+    }
+
     /// Records one received message.
     pub fn receive(&mut self, value: u64) {
         if value != self.next {

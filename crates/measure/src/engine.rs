@@ -385,31 +385,12 @@ mod tests {
         assert_eq!(calibrate(&mut slow, SAMPLE_TARGET).expect("calibrates"), 1);
     }
 
-    /// Plays back per-iteration wall times, one per sample, so a test can put a spike
-    /// exactly where it wants.
-    struct Scripted {
-        per_iteration: Vec<Duration>,
-        taken: usize,
-    }
-
-    impl Contender for Scripted {
-        fn label(&self) -> String {
-            "scripted".into()
-        }
-        fn sample(&mut self, iterations: u64) -> Result<Sample, MeasureError> {
-            let per_iteration = self.per_iteration[self.taken.min(self.per_iteration.len() - 1)];
-            self.taken += 1;
-            let wall = per_iteration * iterations as u32;
-            Ok(Sample { wall, cpu: wall })
-        }
-    }
-
     #[test]
     fn one_slow_refine_sample_does_not_fix_k_for_the_run() {
         let ms = Duration::from_millis;
         // First guess from 1 ms per iteration: 90 iterations. Of the three refines, one
         // ran while the host stalled (3 ms per iteration); the median is the typical 1 ms.
-        let mut spiked = Scripted {
+        let mut spiked = Cycling {
             per_iteration: vec![ms(1), ms(1), ms(3), ms(1)],
             taken: 0,
         };
@@ -419,7 +400,7 @@ mod tests {
         );
         assert_eq!(spiked.taken, 4, "one guess and three refines");
         // A machine that really is slower after the first sample gets a smaller k.
-        let mut slower = Scripted {
+        let mut slower = Cycling {
             per_iteration: vec![ms(1), ms(2), ms(2), ms(2)],
             taken: 0,
         };
@@ -530,7 +511,8 @@ mod tests {
         assert!(outcome.samples.iter().all(|samples| samples.len() == 10));
     }
 
-    /// Cycles through per-iteration wall times, one per sample.
+    /// Plays back per-iteration wall times, one per sample, from the start again when
+    /// they run out: a test puts a spike or an alternation exactly where it wants.
     struct Cycling {
         per_iteration: Vec<Duration>,
         taken: usize,

@@ -122,7 +122,11 @@ fn bench_connections(
             elapsed
         });
     });
-    let per_request = |time: Duration| time.as_secs_f64() * 1e6 / spent.requests.max(1) as f64;
+    if spent.requests == 0 {
+        // Filtered out on criterion's command line: nothing was measured.
+        return;
+    }
+    let per_request = |time: Duration| time.as_secs_f64() * 1e6 / spent.requests as f64;
     eprintln!(
         "throughput/{}/c{connections}: replies per connection per window {}..{} (even: {}); \
          CPU per request: client {:.1} µs on {} thread(s), server {:.1} µs",

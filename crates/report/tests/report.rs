@@ -27,6 +27,17 @@ fn out_dir(test: &str) -> PathBuf {
     dir
 }
 
+/// Removes its directories when dropped: at the end of a test, also a failing one.
+struct Cleanup(Vec<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 fn machine(loaded: &report::Loaded) -> MachineInfo {
     report::describe_machine(loaded, Path::new("."), "concbench report".into())
 }
@@ -283,6 +294,11 @@ fn scenarios_with_engine_rows(test: &str, schema_version: u32) -> PathBuf {
 
 #[test]
 fn the_engines_paired_speedups_take_the_ratio_columns() {
+    let _cleanup = Cleanup(
+        ["engine", "engine-out", "engine-foreign"]
+            .map(out_dir)
+            .to_vec(),
+    );
     let scenarios = scenarios_with_engine_rows("engine", measure::rows::SCHEMA_VERSION);
     let engine_inputs = Inputs {
         scenarios_dir: scenarios.clone(),

@@ -117,33 +117,14 @@ impl Style for Pool {
         let ponger = Arc::clone(&sides);
         self.pool.execute(move || {
             let guard = PanicGuard(&ponger.done);
-            let mut received = Receiver::default();
-            // Ends when the pinger drops its sender.
-            for ping in pings {
-                received.receive(ping);
-                if pong_sender.send(ping).is_err() {
-                    break;
-                }
-            }
-            *lock(&ponger.ponger) = received;
+            *lock(&ponger.ponger) = tasks::std_ponger(pings, pong_sender);
             std::mem::forget(guard);
             ponger.done.count_down();
         });
         let pinger = Arc::clone(&sides);
         self.pool.execute(move || {
             let guard = PanicGuard(&pinger.done);
-            let mut received = Receiver::default();
-            for message in 0..n_messages {
-                if ping_sender.send(message).is_err() {
-                    break;
-                }
-                match pongs.recv() {
-                    Ok(pong) => received.receive(pong),
-                    Err(mpsc::RecvError) => break,
-                }
-            }
-            drop(ping_sender);
-            *lock(&pinger.pinger) = received;
+            *lock(&pinger.pinger) = tasks::std_pinger(n_messages, ping_sender, pongs);
             std::mem::forget(guard);
             pinger.done.count_down();
         });

@@ -25,7 +25,7 @@ use std::thread::{self, Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
 use workloads::server::{self, ServeConfig, ServerHandle};
-use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind, UnitLimit};
+use workloads::tasks::{self, PingPong, Sleepers, UnitKind, UnitLimit};
 use workloads::{
     CpuThreads, ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support,
     Workload, fib,
@@ -198,30 +198,8 @@ impl Style for Threads {
         let (ping_sender, pings) = mpsc::channel::<u64>();
         let (pong_sender, pongs) = mpsc::channel::<u64>();
         thread::scope(|scope| {
-            let ponger = scope.spawn(move || {
-                let mut received = Receiver::default();
-                // Ends when the pinger drops its sender.
-                for ping in pings {
-                    received.receive(ping);
-                    if pong_sender.send(ping).is_err() {
-                        break;
-                    }
-                }
-                received
-            });
-            let pinger = scope.spawn(move || {
-                let mut received = Receiver::default();
-                for message in 0..n_messages {
-                    if ping_sender.send(message).is_err() {
-                        break;
-                    }
-                    match pongs.recv() {
-                        Ok(pong) => received.receive(pong),
-                        Err(mpsc::RecvError) => break,
-                    }
-                }
-                received
-            });
+            let ponger = scope.spawn(move || tasks::std_ponger(pings, pong_sender));
+            let pinger = scope.spawn(move || tasks::std_pinger(n_messages, ping_sender, pongs));
             Ok(PingPong::from_sides(join_unit(ponger)?, join_unit(pinger)?))
         })
     }

@@ -137,6 +137,44 @@ impl Sleepers {
     }
 }
 
+/// The ponging unit of a `ping_pong` over `std::sync::mpsc` (the std styles' channel):
+/// answers every ping with itself until the pinger drops its sender, and returns what it
+/// received.
+pub fn std_ponger(
+    pings: std::sync::mpsc::Receiver<u64>,
+    pongs: std::sync::mpsc::Sender<u64>,
+) -> Receiver {
+    let mut received = Receiver::default();
+    for ping in pings {
+        received.receive(ping);
+        if pongs.send(ping).is_err() {
+            break;
+        }
+    }
+    received
+}
+
+/// The pinging unit of a `ping_pong` over `std::sync::mpsc`: sends `n_messages` pings,
+/// each after the pong of the one before, then drops its sender (which ends the ponger),
+/// and returns what it received.
+pub fn std_pinger(
+    n_messages: u64,
+    pings: std::sync::mpsc::Sender<u64>,
+    pongs: std::sync::mpsc::Receiver<u64>,
+) -> Receiver {
+    let mut received = Receiver::default();
+    for message in 0..n_messages {
+        if pings.send(message).is_err() {
+            break;
+        }
+        match pongs.recv() {
+            Ok(pong) => received.receive(pong),
+            Err(std::sync::mpsc::RecvError) => break,
+        }
+    }
+    received
+}
+
 /// What a sleeping unit reports: whether it slept at least `sleep` since `began`.
 pub fn slept_full(began: Instant, sleep: Duration) -> bool {
     began.elapsed() >= sleep

@@ -1,6 +1,6 @@
 //! The load generator against deliberately broken servers: silence, garbage, a server
-//! that hangs up at once, one that floods answers nobody asked for, and one that sends an
-//! endless line. Each run must end by itself, count honestly (never a right answer that
+//! that hangs up at once, one that half-closes, one that floods answers nobody asked
+//! for, and one that sends an endless line. Each run must end by itself, count honestly (never a right answer that
 //! was not asked for) and keep the client's memory bounded.
 
 use std::io::{BufRead, BufReader, Write};
@@ -22,6 +22,9 @@ enum Misbehaviour {
     Garbage,
     /// Closes every connection as soon as it is accepted.
     HangsUp,
+    /// Shuts down its sending side at once and keeps reading: the client sees end of
+    /// file while its own side stays open.
+    HalfCloses,
     /// Writes right answers (`55\n`, fib(10)) as fast as it can, without reading.
     Floods,
     /// Writes digits without ever ending the line.
@@ -88,6 +91,23 @@ fn serve(stream: TcpStream, misbehaviour: Misbehaviour, stop: &AtomicBool) {
     };
     match misbehaviour {
         Misbehaviour::HangsUp => {}
+        Misbehaviour::HalfCloses => {
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let mut sink = [0u8; 256];
+            let mut reader = &stream;
+            while !stop.load(Ordering::Relaxed) {
+                match std::io::Read::read(&mut reader, &mut sink) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(error)
+                        if matches!(
+                            error.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) => {}
+                    Err(_) => break,
+                }
+            }
+        }
         Misbehaviour::Silent | Misbehaviour::Garbage => {
             let mut reader = BufReader::new(stream);
             let mut line = String::new();
@@ -199,6 +219,18 @@ fn a_server_that_hangs_up_is_a_failure_with_back_off() {
     assert_eq!(report.requests, 0, "{report:?}");
     assert!(report.failed > 0, "{report:?}");
     // A back-off between attempts: not a spin of thousands of connects per second.
+    assert!(
+        (report.failed as f64) < 2.0 * 0.5 * 1_000.0,
+        "reconnects without back-off: {report:?}"
+    );
+}
+
+#[test]
+fn a_server_that_half_closes_is_a_failure_not_a_hang() {
+    let server = StandIn::start(Misbehaviour::HalfCloses);
+    let report = run_against(&load(server.addr, 2, Duration::from_millis(500)));
+    assert_eq!(report.requests, 0, "{report:?}");
+    assert!(report.failed > 0, "{report:?}");
     assert!(
         (report.failed as f64) < 2.0 * 0.5 * 1_000.0,
         "reconnects without back-off: {report:?}"

@@ -12,7 +12,8 @@
 //!   when the work itself is trivial. The iterative `seq` server serves one connection at
 //!   a time, so it runs with one connection only.
 //!
-//! Printed beside criterion's numbers, per benchmark: how evenly the connections were
+//! Printed beside criterion's numbers, and saved for `concbench report` as
+//! `target/concbench/bench-server.json`, per benchmark: how evenly the connections were
 //! served (the fewest and most replies one connection got in a window: a server that
 //! starves some connections is worse, whatever its total rate), and the CPU time per
 //! request of the client (this process) and of the server (its process tree), so that
@@ -34,7 +35,7 @@ use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use loadgen::{ClosedLoop, RequestSpec};
-use scenarios::{ChildRegistry, ReadyBy, ServerChild, ServerCommand};
+use scenarios::{ChildRegistry, ReadyBy, ServerChild, ServerCommand, ThroughputBenchRow};
 use workloads::{ServerModel, StyleConfig, StyleEntry, Support, Workload};
 
 /// Client connections: one (a request's round trip) and many (the server's concurrency).
@@ -54,6 +55,7 @@ fn throughput(criterion: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH));
     let workers = StyleConfig::default_workers().unwrap_or_else(|error| panic!("{error}"));
     let registry = ChildRegistry::default();
+    let mut rows = Vec::new();
     for entry in catalog::STYLES {
         if let Support::NotApplicable(reason) = (entry.support)(Workload::Throughput) {
             eprintln!("throughput/{}: n/a: {reason}", entry.name);
@@ -70,21 +72,26 @@ fn throughput(criterion: &mut Criterion) {
                 );
                 continue;
             }
-            bench_connections(&mut group, entry, &server, connections);
+            rows.extend(bench_connections(&mut group, entry, &server, connections));
         }
         let stopped = server.stop(Duration::from_secs(5));
         assert!(stopped, "{} did not stop cleanly after SIGTERM", entry.name);
     }
     group.finish();
+    if !rows.is_empty() {
+        common::save_run_rows("server", Some(&rows));
+    }
 }
 
-/// Times batches over `connections` connections opened once, outside the timed region.
+/// Times batches over `connections` connections opened once, outside the timed region;
+/// returns what the windows added up to, or `None` when criterion's filter left the
+/// benchmark out.
 fn bench_connections(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     entry: &StyleEntry,
     server: &ServerChild,
     connections: usize,
-) {
+) -> Option<ThroughputBenchRow> {
     let request = RequestSpec::Fib { n: FIB_N };
     let mut client = ClosedLoop::connect(
         server.addr(),
@@ -118,26 +125,40 @@ fn bench_connections(
             spent.client += measure::cpu::self_cpu().saturating_sub(client_before);
             if let (Some(before), Some(after)) = (server_before, server.cpu_time()) {
                 spent.server += after.total().saturating_sub(before.total());
+                spent.server_measured = true;
             }
             elapsed
         });
     });
     if spent.requests == 0 {
         // Filtered out on criterion's command line: nothing was measured.
-        return;
+        return None;
     }
     let per_request = |time: Duration| time.as_secs_f64() * 1e6 / spent.requests as f64;
+    let row = ThroughputBenchRow {
+        style: entry.name.to_owned(),
+        connections,
+        client_threads: CLIENT_THREADS.min(connections),
+        window: BATCH,
+        requests: spent.requests,
+        fewest_per_connection: spent.fewest,
+        most_per_connection: spent.most,
+        client_cpu_us: per_request(spent.client),
+        server_cpu_us: spent.server_measured.then(|| per_request(spent.server)),
+    };
     eprintln!(
         "throughput/{}/c{connections}: replies per connection per window {}..{} (even: {}); \
-         CPU per request: client {:.1} µs on {} thread(s), server {:.1} µs",
+         CPU per request: client {:.1} µs on {} thread(s), server {}",
         entry.name,
-        spent.fewest,
-        spent.most,
-        BATCH / connections as u64,
-        per_request(spent.client),
-        CLIENT_THREADS.min(connections),
-        per_request(spent.server),
+        row.fewest_per_connection,
+        row.most_per_connection,
+        row.even_share(),
+        row.client_cpu_us,
+        row.client_threads,
+        row.server_cpu_us
+            .map_or_else(|| "unknown".to_owned(), |micros| format!("{micros:.1} µs")),
     );
+    Some(row)
 }
 
 /// What one benchmark's windows added up to, beside criterion's times.
@@ -145,6 +166,7 @@ struct Spent {
     requests: u64,
     client: Duration,
     server: Duration,
+    server_measured: bool,
     fewest: u64,
     most: u64,
 }
@@ -155,6 +177,7 @@ impl Default for Spent {
             requests: 0,
             client: Duration::ZERO,
             server: Duration::ZERO,
+            server_measured: false,
             fewest: u64::MAX,
             most: 0,
         }

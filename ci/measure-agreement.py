@@ -1,28 +1,77 @@
 #!/usr/bin/env python3
-"""How far two `concbench measure` runs agree, speedup by speedup.
+"""How far two `concbench measure` runs agree, ratio by ratio.
 
     ci/measure-agreement.py FIRST.json SECOND.json [TOLERANCE_PERCENT] > agreement.md
 
-Reads two runs' rows (schema version 1, `crates/measure/src/rows.rs`), and for every
-(cohort, style) that both measured prints both speedups with their intervals and how
-far the second is from the first; then each cohort's noise gauge in both runs. The
-exit status is 0 either way: this is a report, not a gate.
+Reads two runs' rows (schema version 2, `crates/measure/src/rows.rs`). For every
+(cohort, style) that both measured it prints, with their intervals and how far the
+second run is from the first:
+
+- the efficiency (the style's time against the capacity probe's in the same round),
+  the figure the report asks readers to compare across runs and hosts;
+- the speedup over the reference, which also carries the host's parallel capacity of
+  the moment (printed per cohort and run);
+
+then each cohort's noise gauge (the reference against a replica of itself) in both
+runs. The exit status is 0 either way: this is a report, not a gate.
 """
 import datetime
 import json
 import sys
 
+SCHEMA_VERSION = 2
+
 
 def load(path):
     with open(path) as handle:
         run = json.load(handle)
-    if run.get("schema_version") != 1:
-        sys.exit(f"{path}: schema version {run.get('schema_version')!r}, this script reads 1")
+    if run.get("schema_version") != SCHEMA_VERSION:
+        sys.exit(f"{path}: schema version {run.get('schema_version')!r}, this script reads {SCHEMA_VERSION}")
     return run
 
 
 def when(run):
     return datetime.datetime.fromtimestamp(run["recorded_at"], datetime.timezone.utc).strftime("%H:%M UTC")
+
+
+def cell(interval, percent=False):
+    if percent:
+        return f"{interval['point']*100:.1f} % ({interval['lower']*100:.1f}–{interval['upper']*100:.1f})"
+    return f"{interval['point']:.3f}× ({interval['lower']:.3f}–{interval['upper']:.3f})"
+
+
+def table(first, second, field, tolerance, title, percent):
+    """Prints one table of `field` (speedup or efficiency); returns (within, compared, worst)."""
+    print(f"### {title}\n")
+    print(f"| cohort | style | first (95 %) | second (95 %) | second ÷ first | within ±{tolerance * 100:g} % |")
+    print("|---|---|---:|---:|---:|---|")
+    compared = within = 0
+    worst = (0.0, "")
+    cohorts = {(c["group"], c["parameter"]): c for c in second["cohorts"]}
+    for cohort in first["cohorts"]:
+        other = cohorts.get((cohort["group"], cohort["parameter"]))
+        if other is None:
+            continue
+        name = f"{cohort['group']}/{cohort['parameter']}"
+        styles = {row["style"]: row for row in other["styles"]}
+        for row in cohort["styles"]:
+            twin = styles.get(row["style"])
+            if twin is None or row.get(field) is None or twin.get(field) is None:
+                continue
+            a, b = row[field], twin[field]
+            moved = b["point"] / a["point"] - 1
+            compared += 1
+            ok = abs(moved) <= tolerance
+            within += ok
+            if abs(moved) > abs(worst[0]):
+                worst = (moved, f"{name} `{row['style']}`")
+            print(f"| {name} | `{row['style']}` | {cell(a, percent)} | {cell(b, percent)} "
+                  f"| {moved*100:+.1f} % | {'yes' if ok else '**no**'} |")
+    print()
+    if compared:
+        print(f"**{within} of {compared}** agree within ±{tolerance*100:g} %; "
+              f"the largest move is {worst[0]*100:+.1f} % ({worst[1]}).\n")
+    return within, compared, worst
 
 
 def main():
@@ -32,44 +81,37 @@ def main():
     tolerance = float(sys.argv[3]) / 100 if len(sys.argv) > 3 else 0.03
     minutes = (second["recorded_at"] - first["recorded_at"]) / 60
     print(f"# Two engine runs, {minutes:.0f} minutes apart\n")
-    print(f"- first: `{first['command']}`, seed {first['seed']}, ended {when(first)}")
-    print(f"- second: `{second['command']}`, seed {second['seed']}, ended {when(second)}\n")
-    print(f"| cohort | style | first (95 %) | second (95 %) | second ÷ first | within ±{tolerance * 100:g} % |")
-    print("|---|---|---:|---:|---:|---|")
-    compared = within = 0
-    worst = (0.0, "")
+    for label, run in (("first", first), ("second", second)):
+        print(f"- {label}: `{run['command']}`, seed {run['seed']}, worker memory layout "
+              f"{run.get('address_layout') or 'not recorded'}, ended {when(run)}")
+    print()
+    print("The host's parallel capacity in each run (the capacity probe's speedup over the reference):\n")
+    print("| cohort | first | second | second ÷ first |")
+    print("|---|---:|---:|---:|")
     cohorts = {(c["group"], c["parameter"]): c for c in second["cohorts"]}
-    gauges = []
     for cohort in first["cohorts"]:
         other = cohorts.get((cohort["group"], cohort["parameter"]))
-        if other is None:
-            continue
-        name = f"{cohort['group']}/{cohort['parameter']}"
-        gauges.append((name, cohort.get("gauge"), other.get("gauge")))
-        styles = {row["style"]: row for row in other["styles"]}
-        for row in cohort["styles"]:
-            twin = styles.get(row["style"])
-            if twin is None or row["speedup"] is None or twin["speedup"] is None:
-                continue
-            a, b = row["speedup"], twin["speedup"]
-            moved = b["point"] / a["point"] - 1
-            compared += 1
-            ok = abs(moved) <= tolerance
-            within += ok
-            if abs(moved) > abs(worst[0]):
-                worst = (moved, f"{name} `{row['style']}`")
-            cell = lambda s: f"{s['point']:.3f}× ({s['lower']:.3f}–{s['upper']:.3f})"
-            print(f"| {name} | `{row['style']}` | {cell(a)} | {cell(b)} | {moved*100:+.1f} % | {'yes' if ok else '**no**'} |")
-    print()
-    print(f"**{within} of {compared}** speedups agree within ±{tolerance*100:g} %; "
-          f"the largest move is {worst[0]*100:+.1f} % ({worst[1]}).\n")
-    print("Noise gauges (the single-threaded styles' paired speedup over `seq`, ideal 1.00×):\n")
-    print("| cohort | first: from 1.00 | first: widest interval | second: from 1.00 | second: widest interval |")
-    print("|---|---:|---:|---:|---:|")
-    for name, a, b in gauges:
+        a = (cohort.get("capacity") or {}).get("speedup")
+        b = ((other or {}).get("capacity") or {}).get("speedup")
         if a and b:
-            print(f"| {name} | {a['spread']*100:.1f} % | ±{a['widest_half_width']*100:.1f} % "
-                  f"| {b['spread']*100:.1f} % | ±{b['widest_half_width']*100:.1f} % |")
+            print(f"| {cohort['group']}/{cohort['parameter']} | {cell(a)} | {cell(b)} "
+                  f"| {(b['point'] / a['point'] - 1) * 100:+.1f} % |")
+    print()
+    table(first, second, "efficiency", tolerance,
+          "Efficiency: each style's time against the capacity probe's, paired per round", True)
+    table(first, second, "speedup", tolerance,
+          "Speedup over the reference, paired per round (carries the host's capacity of the moment)", False)
+    print("### Noise gauges\n")
+    print("The reference against a second worker process of itself, paired per round; ideal 1.000×.\n")
+    print("| cohort | first | first: from 1.00 | second | second: from 1.00 |")
+    print("|---|---:|---:|---:|---:|")
+    for cohort in first["cohorts"]:
+        other = cohorts.get((cohort["group"], cohort["parameter"]))
+        a = (cohort.get("gauge") or {}).get("replica")
+        b = ((other or {}).get("gauge") or {}).get("replica")
+        if a and b:
+            print(f"| {cohort['group']}/{cohort['parameter']} | {cell(a)} | {abs(a['point'] - 1) * 100:.1f} % "
+                  f"| {cell(b)} | {abs(b['point'] - 1) * 100:.1f} % |")
 
 
 if __name__ == "__main__":

@@ -53,13 +53,19 @@ fn idle_workers_use_no_cpu() {
     };
     // Every style that runs fib_batch (pools, runtimes and process pools included), and
     // a task group whose styles keep timers and reactors.
-    let ids: Vec<BenchmarkId> =
+    let mut ids: Vec<BenchmarkId> =
         suite::list(&[workloads::Workload::FibBatch, workloads::Workload::Sleepers])
             .into_iter()
             .filter(|listed| listed.runs.is_ok())
             .map(|listed| listed.id)
             .filter(|id| id.group == "fib_batch" || id.parameter == "1000")
             .collect();
+    // The capacity probe keeps its threads between samples: they must sleep too.
+    ids.push(BenchmarkId {
+        group: "fib_batch".into(),
+        style: measure::capacity::CAPACITY_PROBE.into(),
+        parameter: "64x27".into(),
+    });
     let mut workers = Vec::new();
     for id in &ids {
         let mut worker = program.spawn(id, Side::Only).expect("spawn");
@@ -144,17 +150,44 @@ fn measure_writes_versioned_rows_with_paired_intervals() {
             ),
             _ => panic!("only the reference has no speedup: {row:?}"),
         }
+        // Every style, the reference too, has its efficiency against the probe.
+        let efficiency = row.efficiency.expect("an efficiency in a CPU group");
+        assert!(
+            efficiency.lower <= efficiency.point && efficiency.point <= efficiency.upper,
+            "{row:?}"
+        );
     }
-    let gauge = cohort
-        .gauge
-        .as_ref()
-        .expect("evloop gauges the noise against seq");
-    assert_eq!(gauge.styles, ["evloop"]);
-    let table = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        table.contains("speedup over seq") && table.contains("noise gauge"),
-        "{table}"
+    // The capacity probe ran in the same rounds: its speedup is the host's capacity, and
+    // seq's efficiency is its reciprocal (the same rounds' ratios, turned over; no
+    // bound on the values themselves: this test shares the machine with the others).
+    let capacity = cohort.capacity.as_ref().expect("a probe in a CPU group");
+    assert_eq!(
+        (capacity.style.as_str(), capacity.samples),
+        ("capacity", cohort.rounds)
     );
+    let host = capacity.speedup.expect("the probe's speedup").point;
+    assert!(host > 0.0 && host.is_finite(), "{capacity:?}");
+    let seq_efficiency = cohort.styles[0].efficiency.expect("seq's efficiency").point;
+    assert!(
+        (seq_efficiency * host - 1.0).abs() < 0.05,
+        "seq efficiency {seq_efficiency} × capacity {host}"
+    );
+    // The gauge is seq against a replica of itself, with its interval.
+    let gauge = cohort.gauge.as_ref().expect("a replica gauge");
+    assert_eq!(gauge.styles, ["evloop"]);
+    let replica = gauge.replica.expect("the replica's ratio");
+    assert!(
+        replica.lower <= replica.point && replica.point <= replica.upper,
+        "{gauge:?}"
+    );
+    assert!(
+        (gauge.spread - (replica.point - 1.0).abs()).abs() < 1e-12,
+        "{gauge:?}"
+    );
+    let table = String::from_utf8_lossy(&output.stdout);
+    for needle in ["speedup over seq", "efficiency", "capacity", "noise gauge"] {
+        assert!(table.contains(needle), "{needle}: {table}");
+    }
 }
 
 #[test]

@@ -23,6 +23,12 @@ pub(crate) fn style_config() -> StyleConfig {
 /// benchmarking: `cargo test` runs each bench once without `--bench`, and leaves no
 /// record). Idempotent: every group of a suite may call it.
 pub(crate) fn record_run(suite: &str) {
+    save_run_rows(suite, None::<&()>);
+}
+
+/// [`record_run`], with the rows the suite measured beside criterion's times, saved as
+/// `bench-<suite>.json` for `concbench report`.
+pub(crate) fn save_run_rows(suite: &str, rows: Option<&impl serde::Serialize>) {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if !args.iter().any(|arg| arg == "--bench") {
         return;
@@ -39,7 +45,7 @@ pub(crate) fn record_run(suite: &str) {
     }
     let workers = StyleConfig::default_workers().map_or(0, |workers| workers.get());
     let meta = scenarios::RunMeta::now(command, workers);
-    if let Err(error) = scenarios::save_run(&format!("bench-{suite}"), &meta, None::<&()>) {
+    if let Err(error) = scenarios::save_run(&format!("bench-{suite}"), &meta, rows) {
         eprintln!("cannot record the bench run: {error}");
     }
 }

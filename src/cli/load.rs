@@ -117,7 +117,12 @@ fn write_table(out: &mut impl Write, report: &LoadReport) -> io::Result<()> {
     } else {
         ""
     };
-    let micros = |us: u64| format!("{bound}{}", super::format_micros(us));
+    let micros = |us: Option<u64>| {
+        us.map_or_else(
+            || "—".to_owned(),
+            |us| format!("{bound}{}", super::format_micros(us)),
+        )
+    };
     writeln!(
         out,
         "{:>10} {:>10} {:>10.0} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",

@@ -137,12 +137,14 @@ pub(crate) fn run(args: &MeasureArgs) -> anyhow::Result<()> {
         }
     }
     eprintln!(
-        "measuring {} cohorts, {} workers per style, seed {}, target ±{:.1} %, budget {:?} each",
+        "measuring {} cohorts, {} workers per style, seed {}, target ±{:.1} %, budget {:?} each, \
+         worker memory layout {}",
         cohorts.len(),
         config.workers,
         plan.seed,
         plan.stopping.target * 100.0,
-        plan.stopping.budget
+        plan.stopping.budget,
+        measure::process::address_layout()
     );
     let mut rows = Vec::new();
     let mut stdout = io::stdout().lock();
@@ -177,6 +179,7 @@ pub(crate) fn run(args: &MeasureArgs) -> anyhow::Result<()> {
         workers: config.workers.get(),
         stopping: plan.stopping,
         sample_target_ms: plan.sample_target.as_secs_f64() * 1e3,
+        address_layout: measure::process::address_layout().to_owned(),
         recorded_at,
         cohorts: rows,
     };
@@ -210,33 +213,51 @@ pub(crate) fn engine_error(label: &str, error: MeasureError) -> anyhow::Error {
 
 /// One cohort as a terminal table.
 fn cohort_table(row: &CohortRow) -> String {
-    let mut table = Table::new([
+    let mut header = vec![
         format!("{}/{}", row.group, row.parameter),
         format!("speedup over {} (95 %)", row.reference),
-        "wall/iter".to_owned(),
-        "CPU/iter".to_owned(),
-        "CPU÷wall".to_owned(),
-        "iters/sample".to_owned(),
-    ]);
-    for style in &row.styles {
-        table.push(vec![
+    ];
+    if row.capacity.is_some() {
+        header.push("efficiency (95 %)".to_owned());
+    }
+    header.extend(["wall/iter", "CPU/iter", "CPU÷wall", "iters/sample"].map(str::to_owned));
+    let mut table = Table::new(header);
+    for style in row.styles.iter().chain(&row.capacity) {
+        let mut cells = vec![
             style.style.clone(),
             style
                 .speedup
                 .map_or_else(|| "reference".to_owned(), |speedup| speedup.format_ratio(3)),
+        ];
+        if row.capacity.is_some() {
+            cells.push(
+                style
+                    .efficiency
+                    .map_or_else(|| "—".to_owned(), |efficiency| efficiency.format_ratio(3)),
+            );
+        }
+        cells.extend([
             report::results::format_nanos(style.wall_ns),
             report::results::format_nanos(style.cpu_ns),
             format!("{:.2}", style.cpu_per_wall),
             style.iterations_per_sample.to_string(),
         ]);
+        table.push(cells);
     }
     let mut out = table.render();
-    if let Some(gauge) = &row.gauge {
+    if let Some(capacity) = row.capacity.as_ref().and_then(|probe| probe.speedup) {
         out.push_str(&format!(
-            "noise gauge ({}): speedups within {:.1} % of 1.00, intervals ±{:.1} % at most\n",
-            gauge.styles.join(", "),
-            gauge.spread * 100.0,
-            gauge.widest_half_width * 100.0
+            "capacity: the probe's speedup over {} is {} (what the host offered); \
+             efficiency is a style's time against the probe's in the same round\n",
+            row.reference,
+            capacity.format_ratio(3)
+        ));
+    }
+    if let Some(replica) = row.gauge.as_ref().and_then(|gauge| gauge.replica) {
+        out.push_str(&format!(
+            "noise gauge: {} against a replica of itself {} (ideal 1.000)\n",
+            row.reference,
+            replica.format_ratio(3)
         ));
     }
     out.push('\n');

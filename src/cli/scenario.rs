@@ -379,7 +379,10 @@ fn probe_p99(row: &BeazleyRow) -> String {
     } else {
         ""
     };
-    format!("{bound}{}", super::format_micros(row.p99_us))
+    row.p99_us.map_or_else(
+        || "no reply".to_owned(),
+        |p99| format!("{bound}{}", super::format_micros(p99)),
+    )
 }
 
 fn beazley_table(
@@ -423,7 +426,10 @@ fn beazley_table(
             {
                 Some(row) => {
                     cells.push(format!("{:.0}", row.rps));
-                    cells.push(super::format_micros(row.p99_us));
+                    cells.push(
+                        row.p99_us
+                            .map_or_else(|| "—".to_owned(), super::format_micros),
+                    );
                 }
                 None => cells.extend(["—".to_owned(), "—".to_owned()]),
             }

@@ -96,20 +96,22 @@ impl Tally {
 }
 
 /// Latency percentiles in microseconds, from an HdrHistogram (three significant digits).
+/// Every field is `None` (JSON `null`) when no latency was recorded at all — no reply and
+/// no request given up on — never a 0 µs latency for a server that did not answer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LatencySummary {
     /// Median.
-    pub p50_us: u64,
+    pub p50_us: Option<u64>,
     /// 90th percentile.
-    pub p90_us: u64,
+    pub p90_us: Option<u64>,
     /// 99th percentile.
-    pub p99_us: u64,
+    pub p99_us: Option<u64>,
     /// 99.9th percentile.
-    pub p999_us: u64,
+    pub p999_us: Option<u64>,
     /// Largest latency seen.
-    pub max_us: u64,
+    pub max_us: Option<u64>,
     /// Mean latency.
-    pub mean_us: f64,
+    pub mean_us: Option<f64>,
 }
 
 /// What a load run measured. Serialised as the JSON of `concbench load --json`.
@@ -167,13 +169,8 @@ impl LoadReport {
         let requests = tally.right + tally.server_errors + tally.wrong;
         let latencies = &tally.latencies;
         let recorded = latencies.len();
-        let quantile = |q: f64| {
-            if recorded == 0 {
-                0
-            } else {
-                latencies.value_at_quantile(q)
-            }
-        };
+        let any = recorded > 0;
+        let quantile = |q: f64| any.then(|| latencies.value_at_quantile(q));
         Self {
             addr: config.addr.to_string(),
             connections: config.connections,
@@ -197,8 +194,8 @@ impl LoadReport {
                 p90_us: quantile(0.90),
                 p99_us: quantile(0.99),
                 p999_us: quantile(0.999),
-                max_us: if recorded == 0 { 0 } else { latencies.max() },
-                mean_us: if recorded == 0 { 0.0 } else { latencies.mean() },
+                max_us: any.then(|| latencies.max()),
+                mean_us: any.then(|| latencies.mean()),
             },
         }
     }
@@ -211,5 +208,40 @@ impl LoadReport {
             && self.timed_out == 0
             && self.unanswered == 0
             && self.unsent == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{RequestSpec, StopAfter};
+
+    #[test]
+    fn a_run_that_recorded_no_latency_has_none_not_zero() {
+        let config = LoadConfig {
+            addr: "127.0.0.1:9".parse().expect("an address"),
+            connections: 1,
+            threads: 1,
+            stop: StopAfter {
+                duration: None,
+                requests: Some(1),
+                max_duration: Duration::from_secs(1),
+            },
+            rate: None,
+            request: RequestSpec::Fib { n: 1 },
+            request_timeout: Duration::from_secs(1),
+        };
+        let mut tally = Tally::new();
+        tally.failed = 3;
+        let report = LoadReport::new(&config, &tally, Duration::from_secs(1));
+        assert_eq!(report.latency.p50_us, None);
+        assert_eq!(report.latency.p99_us, None);
+        assert_eq!(report.latency.max_us, None);
+        assert_eq!(report.latency.mean_us, None);
+
+        tally.record_lower_bound(Duration::from_millis(40));
+        let report = LoadReport::new(&config, &tally, Duration::from_secs(1));
+        let p99 = report.latency.p99_us.expect("a lower bound is a latency");
+        assert!((39_000..=41_000).contains(&p99), "{p99}");
     }
 }

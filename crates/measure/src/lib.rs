@@ -27,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod capacity;
 pub mod cpu;
 pub mod engine;
 pub mod process;
@@ -96,10 +97,18 @@ pub struct Plan {
 /// Measures the styles of one cohort (one workload at one size) against `reference`,
 /// each style in a worker process of `program`, in shuffled, paired rounds.
 ///
+/// Two instruments join every round beside the styles ([`CohortLayout`]):
+///
+/// - a **replica** of the reference, a second worker process of the same benchmark:
+///   its ratio to the reference, ideal 1.00, is the cohort's noise gauge;
+/// - in the CPU groups, the **capacity probe** ([`capacity`]): its speedup over the
+///   reference is the parallel capacity the host offered, and each style's time against
+///   the probe's in the same round is its efficiency, which does not move when the host
+///   gives the workers more or less of a core.
+///
 /// Each style's row carries its speedup over the reference (reference time ÷ style time
-/// per round) with its interval, and its median wall and CPU time per iteration. The
-/// styles whose CPU work runs on one thread form the noise gauge: they do the
-/// reference's sequential work, so their speedup's ideal is 1.00.
+/// per round) and its efficiency, with their intervals, and its median wall and CPU
+/// time per iteration.
 pub fn measure_cohort(
     program: &WorkerProgram,
     cohort: &[BenchmarkId],
@@ -119,21 +128,29 @@ pub fn measure_cohort(
                 first.cohort()
             ))
         })?;
-    let mut workers = start_all(program, cohort, Side::Only)?;
+    let capacity_id = BenchmarkId {
+        style: capacity::CAPACITY_PROBE.to_owned(),
+        ..first.clone()
+    };
+    let with_capacity =
+        suite::find(&capacity_id).is_some_and(|(entry, case)| case.applies_to(entry).is_ok());
+    let layout = CohortLayout::new(cohort.len(), reference_index, with_capacity);
+    let mut ids = cohort.to_vec();
+    ids.push(cohort[reference_index].clone());
+    if with_capacity {
+        ids.push(capacity_id);
+    }
+    let mut workers = start_all(program, &ids, Side::Only)?;
     let mut iterations = Vec::with_capacity(workers.len());
     for worker in &mut workers {
         iterations.push(engine::calibrate(worker, plan.sample_target)?);
     }
-    let pairs: Vec<Pair> = (0..cohort.len())
-        .filter(|&index| index != reference_index)
-        .map(|index| Pair {
-            numerator: reference_index,
-            denominator: index,
-        })
-        .collect();
+    // The replica does exactly the reference's iterations, so the two samples are the
+    // same work and their ratio is noise alone.
+    iterations[layout.replica] = iterations[reference_index];
     let schedule = Schedule {
         design: Design::Cohort,
-        pairs: pairs.clone(),
+        pairs: layout.pairs.clone(),
         iterations: iterations.clone(),
         stopping: plan.stopping,
         seed: plan.seed,
@@ -145,9 +162,93 @@ pub fn measure_cohort(
     let outcome = engine::run(&mut contenders, &schedule, progress)?;
     drop(contenders);
     drop(workers);
+    Ok(cohort_row(
+        cohort,
+        reference,
+        &layout,
+        &iterations,
+        &outcome,
+    ))
+}
 
-    let mut styles = Vec::with_capacity(cohort.len());
-    for (index, id) in cohort.iter().enumerate() {
+/// Where each contender of a cohort run stands, and which ratios the run estimates.
+///
+/// Contenders `0..n_styles` are the cohort's styles, then the replica of the reference,
+/// then the capacity probe when there is one. Every ratio is `time(numerator) ÷
+/// time(denominator)` within a round ([`Pair`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CohortLayout {
+    /// The styles' count.
+    pub n_styles: usize,
+    /// The reference's index among the styles.
+    pub reference: usize,
+    /// The replica's index (`n_styles`).
+    pub replica: usize,
+    /// The capacity probe's index (`n_styles + 1`), when the cohort has one.
+    pub capacity: Option<usize>,
+    /// Every ratio estimated: speedups, the gauge, capacity and efficiencies.
+    pub pairs: Vec<Pair>,
+    /// Per style, its speedup's pair (reference ÷ style); `None` for the reference.
+    speedup_pairs: Vec<Option<usize>>,
+    /// Per style, its efficiency's pair (probe ÷ style); `None` without a probe.
+    efficiency_pairs: Vec<Option<usize>>,
+    /// Reference ÷ replica.
+    replica_pair: usize,
+    /// Reference ÷ probe.
+    capacity_pair: Option<usize>,
+}
+
+impl CohortLayout {
+    /// The layout of `n_styles` styles, the reference at `reference`, with or without
+    /// the capacity probe.
+    pub fn new(n_styles: usize, reference: usize, with_capacity: bool) -> Self {
+        let replica = n_styles;
+        let capacity = with_capacity.then_some(n_styles + 1);
+        let mut pairs = Vec::new();
+        let mut add = |numerator, denominator| {
+            pairs.push(Pair {
+                numerator,
+                denominator,
+            });
+            pairs.len() - 1
+        };
+        let speedup_pairs = (0..n_styles)
+            .map(|index| (index != reference).then(|| add(reference, index)))
+            .collect();
+        let replica_pair = add(reference, replica);
+        let capacity_pair = capacity.map(|probe| add(reference, probe));
+        let efficiency_pairs = (0..n_styles)
+            .map(|index| capacity.map(|probe| add(probe, index)))
+            .collect();
+        Self {
+            n_styles,
+            reference,
+            replica,
+            capacity,
+            pairs,
+            speedup_pairs,
+            efficiency_pairs,
+            replica_pair,
+            capacity_pair,
+        }
+    }
+
+    /// How many contenders a round visits.
+    pub fn n_contenders(&self) -> usize {
+        self.n_styles + 1 + usize::from(self.capacity.is_some())
+    }
+}
+
+/// The cohort's row from a run laid out as `layout`.
+pub fn cohort_row(
+    cohort: &[BenchmarkId],
+    reference: &str,
+    layout: &CohortLayout,
+    iterations: &[u64],
+    outcome: &engine::RunOutcome,
+) -> CohortRow {
+    let interval_of = |pair: Option<usize>| pair.and_then(|pair| outcome.pairs[pair].interval);
+    let row_of = |index: usize, style: &str| {
         let samples = &outcome.samples[index];
         let wall: Vec<f64> = samples.iter().map(|sample| sample.wall_ns).collect();
         let cpu: Vec<f64> = samples.iter().map(|sample| sample.cpu_ns).collect();
@@ -155,48 +256,60 @@ pub fn measure_cohort(
             .iter()
             .map(|sample| sample.cpu_ns / sample.wall_ns)
             .collect();
-        let pair = pairs.iter().position(|pair| pair.denominator == index);
-        styles.push(StyleRow {
-            style: id.style.clone(),
-            single_threaded: catalog::find(&id.style)
+        StyleRow {
+            style: style.to_owned(),
+            single_threaded: catalog::find(style)
                 .is_some_and(|entry| entry.cpu_threads == CpuThreads::One),
             iterations_per_sample: iterations[index],
             samples: samples.len(),
             wall_ns: stats::median(&wall).unwrap_or(f64::NAN),
             cpu_ns: stats::median(&cpu).unwrap_or(f64::NAN),
             cpu_per_wall: stats::median(&utilisation).unwrap_or(f64::NAN),
-            speedup: pair.and_then(|pair| outcome.pairs[pair].interval),
-        });
-    }
-    let gauge_rows: Vec<&StyleRow> = styles
+            speedup: None,
+            efficiency: None,
+        }
+    };
+    let styles: Vec<StyleRow> = cohort
         .iter()
-        .filter(|row| row.single_threaded && row.style != reference)
+        .enumerate()
+        .map(|(index, id)| StyleRow {
+            speedup: interval_of(layout.speedup_pairs[index]),
+            efficiency: interval_of(layout.efficiency_pairs[index]),
+            ..row_of(index, &id.style)
+        })
         .collect();
-    let gauge = (!gauge_rows.is_empty()
-        && catalog::find(reference).is_some_and(|entry| entry.cpu_threads == CpuThreads::One))
-    .then(|| NoiseGauge {
-        styles: gauge_rows.iter().map(|row| row.style.clone()).collect(),
-        spread: gauge_rows
-            .iter()
-            .filter_map(|row| row.speedup)
-            .map(|interval| (interval.point - 1.0).abs())
-            .fold(0.0, f64::max),
-        widest_half_width: gauge_rows
-            .iter()
-            .filter_map(|row| row.speedup)
-            .map(|interval| interval.relative_half_width())
-            .fold(0.0, f64::max),
+    let capacity = layout.capacity.map(|probe| StyleRow {
+        speedup: interval_of(layout.capacity_pair),
+        ..row_of(probe, capacity::CAPACITY_PROBE)
     });
-    Ok(CohortRow {
-        group: first.group.clone(),
-        parameter: first.parameter.clone(),
+    let replica = interval_of(Some(layout.replica_pair));
+    let gauge = NoiseGauge {
+        replica,
+        spread: replica.map_or(f64::NAN, |interval| (interval.point - 1.0).abs()),
+        widest_half_width: replica.map_or(f64::NAN, |interval| interval.relative_half_width()),
+        styles: styles
+            .iter()
+            .filter(|row| row.single_threaded && row.style != reference)
+            .map(|row| row.style.clone())
+            .collect(),
+    };
+    CohortRow {
+        group: cohort
+            .first()
+            .map(|id| id.group.clone())
+            .unwrap_or_default(),
+        parameter: cohort
+            .first()
+            .map(|id| id.parameter.clone())
+            .unwrap_or_default(),
         reference: reference.to_owned(),
         rounds: outcome.rounds,
         stop: outcome.stop,
         elapsed_s: outcome.elapsed.as_secs_f64(),
         styles,
-        gauge,
-    })
+        capacity,
+        gauge: Some(gauge),
+    }
 }
 
 /// Compares two builds on the benchmarks of `groups` that both run: a worker of each
@@ -321,6 +434,7 @@ pub fn compare(
         seed: plan.seed,
         workers: head.workers.get(),
         stopping: plan.stopping,
+        address_layout: process::address_layout().to_owned(),
         rounds: outcome.rounds,
         stop: outcome.stop,
         elapsed_s: outcome.elapsed.as_secs_f64(),
@@ -347,4 +461,150 @@ fn start_all(
         }
     }
     Ok(workers)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use super::*;
+    use engine::Sample;
+
+    /// A host with two cores whose speed drifts (±30 %, a sine over virtual time) and
+    /// whose second core is worth `capacity − 1` of the first.
+    struct Host {
+        clock: Cell<f64>,
+        capacity: f64,
+    }
+
+    impl Host {
+        fn run(&self, seconds_at_full_speed: f64) -> Duration {
+            let now = self.clock.get();
+            let slowdown = 1.0 + 0.3 * (2.0 * std::f64::consts::PI * now / 7.0).sin();
+            let took = seconds_at_full_speed * slowdown;
+            self.clock.set(now + took);
+            Duration::from_secs_f64(took)
+        }
+    }
+
+    /// One contender on the host: `work` seconds of sequential work per iteration, of
+    /// which it turns `efficiency` of the host's capacity into speed (`None`: it runs on
+    /// one thread).
+    struct OnHost {
+        host: Rc<Host>,
+        work: f64,
+        efficiency: Option<f64>,
+    }
+
+    impl Contender for OnHost {
+        fn label(&self) -> String {
+            format!("{:?}", self.efficiency)
+        }
+
+        fn sample(&mut self, iterations: u64) -> Result<Sample, MeasureError> {
+            let speed = self
+                .efficiency
+                .map_or(1.0, |efficiency| self.host.capacity * efficiency);
+            let wall = self.host.run(self.work * iterations as f64 / speed);
+            Ok(Sample { wall, cpu: wall })
+        }
+    }
+
+    /// seq, evloop (3 % slower on one thread), rayon (95 % efficient), the replica and
+    /// the probe, on a host of the given capacity.
+    fn cohort_on(capacity: f64) -> CohortRow {
+        let host = Rc::new(Host {
+            clock: Cell::new(0.0),
+            capacity,
+        });
+        let on_host = |work: f64, efficiency: Option<f64>| OnHost {
+            host: Rc::clone(&host),
+            work,
+            efficiency,
+        };
+        let mut contenders = [
+            on_host(0.1, None),
+            on_host(0.103, None),
+            on_host(0.1, Some(0.95)),
+            on_host(0.1, None),
+            on_host(0.1, Some(1.0)),
+        ];
+        let ids: Vec<BenchmarkId> = ["seq", "evloop", "rayon"]
+            .map(|style| BenchmarkId {
+                group: "fib_batch".into(),
+                style: style.into(),
+                parameter: "64x27".into(),
+            })
+            .to_vec();
+        let layout = CohortLayout::new(ids.len(), 0, true);
+        assert_eq!(layout.n_contenders(), contenders.len());
+        let iterations = vec![1; contenders.len()];
+        let schedule = Schedule {
+            design: Design::Cohort,
+            pairs: layout.pairs.clone(),
+            iterations: iterations.clone(),
+            stopping: Stopping {
+                max_rounds: 60,
+                ..Stopping::default()
+            },
+            seed: 11,
+        };
+        let mut contenders: Vec<&mut dyn Contender> = contenders
+            .iter_mut()
+            .map(|contender| contender as &mut dyn Contender)
+            .collect();
+        let outcome = engine::run(&mut contenders, &schedule, &mut |_| {}).expect("runs");
+        cohort_row(&ids, "seq", &layout, &iterations, &outcome)
+    }
+
+    fn point(interval: Option<stats::Interval>) -> f64 {
+        interval.expect("an interval").point
+    }
+
+    #[test]
+    fn efficiency_holds_when_the_hosts_capacity_changes_and_the_speedup_does_not() {
+        let full = cohort_on(1.9);
+        let starved = cohort_on(1.6);
+        let rayon = |row: &CohortRow| row.styles[2].clone();
+        // The speedup over seq moves with the host: 1.9 × 0.95 against 1.6 × 0.95.
+        let (fast, slow) = (point(rayon(&full).speedup), point(rayon(&starved).speedup));
+        assert!((fast - 1.805).abs() < 0.02, "{fast}");
+        assert!((slow - 1.52).abs() < 0.02, "{slow}");
+        // The efficiency does not.
+        for row in [&full, &starved] {
+            let efficiency = point(rayon(row).efficiency);
+            assert!((efficiency - 0.95).abs() < 0.01, "{efficiency}: {row:?}");
+        }
+        // The probe reports the capacity; seq's efficiency is its reciprocal.
+        for (row, capacity) in [(&full, 1.9), (&starved, 1.6)] {
+            let probe = row.capacity.as_ref().expect("a probe");
+            assert_eq!(probe.style, capacity::CAPACITY_PROBE);
+            assert!((point(probe.speedup) - capacity).abs() < 0.02, "{probe:?}");
+            assert!((point(row.styles[0].efficiency) * capacity - 1.0).abs() < 0.01);
+        }
+    }
+
+    #[test]
+    fn the_replica_gauges_noise_and_the_single_threaded_styles_keep_their_cost() {
+        let row = cohort_on(1.9);
+        let gauge = row.gauge.expect("a gauge");
+        assert!(gauge.spread < 0.005, "{gauge:?}");
+        assert_eq!(gauge.styles, ["evloop"]);
+        // evloop is 3 % slower than seq by construction: the gauge does not hide it.
+        let evloop = point(row.styles[1].speedup);
+        assert!((evloop - 1.0 / 1.03).abs() < 0.005, "{evloop}");
+        assert_eq!(row.styles[0].speedup, None);
+    }
+
+    #[test]
+    fn a_cohort_without_a_probe_has_no_efficiencies() {
+        let layout = CohortLayout::new(3, 1, false);
+        assert_eq!(layout.n_contenders(), 4);
+        assert_eq!(layout.replica, 3);
+        // Two speedups and the gauge.
+        assert_eq!(layout.pairs.len(), 3);
+        assert!(layout.efficiency_pairs.iter().all(Option::is_none));
+        assert_eq!(layout.speedup_pairs[1], None);
+    }
 }

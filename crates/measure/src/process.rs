@@ -11,7 +11,7 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::MeasureError;
@@ -107,6 +107,7 @@ impl WorkerProgram {
 
     /// Starts a worker for `id`; it is not ready until [`WorkerProcess::wait_ready`].
     pub fn spawn(&self, id: &BenchmarkId, side: Side) -> Result<WorkerProcess, MeasureError> {
+        address_layout();
         let mut child = Command::new(&self.program)
             .arg(WORKER_SUBCOMMAND)
             .arg("--benchmark")
@@ -344,6 +345,32 @@ pub fn program_at(path: &Path, workers: NonZeroUsize) -> Result<WorkerProgram, M
         program: path.to_path_buf(),
         workers,
         timeouts: Timeouts::default(),
+    })
+}
+
+/// How worker processes are laid out in memory: `"fixed"`, or `"randomized: <why>"`.
+///
+/// Two processes of the same code differ in speed by where the kernel put their stack,
+/// heap and libraries (address-space layout randomization): a hot recursive function
+/// such as `fib` lands on other cache sets. On this project's 2-core VM the reference
+/// against a replica of itself — the same benchmark in a second worker process — read
+/// 1.014× and 0.978× in two cohorts, intervals excluding 1.00: a per-process bias no
+/// number of rounds averages away, different in every run. With randomization off for
+/// the workers (the persona flag `ADDR_NO_RANDOMIZE`, what `setarch -R` sets, the usual
+/// advice for benchmarking), every worker of one binary has the same layout, in every
+/// run. The flag is set on this process once, before the first worker starts, and
+/// children inherit it; where the kernel or a sandbox refuses it, workers stay
+/// randomized and the rows say so.
+pub fn address_layout() -> &'static str {
+    static LAYOUT: OnceLock<String> = OnceLock::new();
+    LAYOUT.get_or_init(|| {
+        use nix::sys::personality::{self, Persona};
+        match personality::get()
+            .and_then(|persona| personality::set(persona | Persona::ADDR_NO_RANDOMIZE))
+        {
+            Ok(_) => "fixed".to_owned(),
+            Err(errno) => format!("randomized: the kernel refused ADDR_NO_RANDOMIZE ({errno})"),
+        }
     })
 }
 

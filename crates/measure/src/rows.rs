@@ -1,21 +1,31 @@
 //! The engine's JSON rows, written by `concbench measure` and `concbench compare` and
 //! read by `concbench report`.
 //!
-//! Schema version 1 (bump [`SCHEMA_VERSION`] on any change a reader would notice):
+//! Schema version 2 (bump [`SCHEMA_VERSION`] on any change a reader would notice; 2
+//! added the capacity probe, the efficiencies and the replica gauge):
 //!
 //! - [`MeasureRun`]: `schema_version`, `command`, `seed`, `workers`, `stopping`
 //!   (`target`, `min_rounds`, `max_rounds`, `budget` in seconds), `sample_target_ms`,
-//!   `recorded_at` (Unix seconds), `cohorts`: a list of [`CohortRow`];
+//!   `address_layout` (`fixed`, or `randomized: <why>`), `recorded_at` (Unix seconds),
+//!   `cohorts`: a list of [`CohortRow`];
 //! - [`CohortRow`]: `group`, `parameter`, `reference`, `rounds`, `stop`
 //!   (`converged` | `budget` | `max_rounds`), `elapsed_s`, `styles` ([`StyleRow`]),
-//!   `gauge` ([`NoiseGauge`] or `null`);
+//!   `capacity` (the capacity probe as a [`StyleRow`] whose `speedup` is the parallel
+//!   capacity the host offered, reference time ÷ probe time; `null` outside the CPU
+//!   groups), `gauge` ([`NoiseGauge`]);
 //! - [`StyleRow`]: `style`, `single_threaded`, `iterations_per_sample`, `samples`,
 //!   `wall_ns` and `cpu_ns` (medians per iteration), `cpu_per_wall` (median CPU ÷ wall:
 //!   cores kept busy; far above the useful work's share means spinning), `speedup`
 //!   (reference time ÷ style time, `{point, lower, upper}` with a 95 % interval, `null`
-//!   for the reference itself);
+//!   for the reference itself), `efficiency` (probe time ÷ style time, paired the same
+//!   way: the share of the host's parallel capacity the style turned into speed; `null`
+//!   without a probe);
+//! - [`NoiseGauge`]: `replica` (reference time ÷ the time of a second worker process of
+//!   the reference, ideal 1.00), `spread` (`|replica − 1|`), `widest_half_width` (the
+//!   replica interval's), `styles` (the single-threaded styles, whose distance from 1.00
+//!   beyond the gauge is their own per-task cost);
 //! - [`CompareRun`]: `schema_version`, `base`, `head` (binaries), `seed`, `workers`,
-//!   `stopping`, `rounds`, `stop`, `elapsed_s`, `rows` ([`CompareRow`]), `not_compared`
+//!   `stopping`, `address_layout`, `rounds`, `stop`, `elapsed_s`, `rows` ([`CompareRow`]), `not_compared`
 //!   ([`NotCompared`]);
 //! - [`CompareRow`]: `id`, `rounds`, `iterations_per_sample`, `base_ns`, `head_ns`,
 //!   `base_cpu_ns`, `head_cpu_ns` (medians per iteration), `change` (head ÷ base − 1,
@@ -26,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::stats::{Interval, StopReason, Stopping};
 
 /// The version of every row type here.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The file, in the scenarios' results directory, that `concbench measure` writes.
 pub const MEASURE_ROWS: &str = "measure.json";
@@ -46,6 +56,10 @@ pub struct MeasureRun {
     pub stopping: Stopping,
     /// The aimed length of one sample, milliseconds.
     pub sample_target_ms: f64,
+    /// How the workers were laid out in memory ([`crate::process::address_layout`]):
+    /// `fixed`, or `randomized: <why>`.
+    #[serde(default)]
+    pub address_layout: String,
     /// When it ended, Unix seconds.
     pub recorded_at: u64,
     /// One row per workload and size.
@@ -69,8 +83,10 @@ pub struct CohortRow {
     pub elapsed_s: f64,
     /// Every style, in catalog order.
     pub styles: Vec<StyleRow>,
-    /// The single-threaded styles' agreement with the reference, when the reference is
-    /// single-threaded too (the CPU groups).
+    /// The capacity probe ([`crate::capacity`]): its `speedup` is the parallel capacity
+    /// the host offered in this run; `None` outside the CPU groups.
+    pub capacity: Option<StyleRow>,
+    /// The reference against a replica of itself: the run's noise.
     pub gauge: Option<NoiseGauge>,
 }
 
@@ -93,18 +109,26 @@ pub struct StyleRow {
     pub cpu_per_wall: f64,
     /// Reference time ÷ this style's time, paired per round; `None` for the reference.
     pub speedup: Option<Interval>,
+    /// Capacity probe time ÷ this style's time, paired per round: the share of what the
+    /// host offered that the style used. `None` without a probe.
+    pub efficiency: Option<Interval>,
 }
 
-/// The single-threaded styles measured against a single-threaded reference: the same
-/// sequential work, so their ideal speedup is 1.00.
+/// The run's noise, measured: the reference against a second worker process of the
+/// same benchmark, the same work sampled in the same rounds, so its ideal ratio is 1.00
+/// exactly and any distance from it is the host's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NoiseGauge {
-    /// The styles.
-    pub styles: Vec<String>,
-    /// The largest `|speedup − 1|` among them: noise plus each style's own overhead.
+    /// Reference time ÷ replica time, with its interval; `None` with fewer than two rounds.
+    pub replica: Option<Interval>,
+    /// `|replica − 1|`.
     pub spread: f64,
-    /// The widest relative half-width of their intervals: the noise alone.
+    /// The replica interval's relative half-width.
     pub widest_half_width: f64,
+    /// The single-threaded styles besides the reference ([`workloads::CpuThreads::One`]):
+    /// in a CPU group they do the reference's work on one thread, so their distance from
+    /// 1.00 beyond the gauge is their own cost per task or callback.
+    pub styles: Vec<String>,
 }
 
 /// One `concbench compare` run.
@@ -122,6 +146,9 @@ pub struct CompareRun {
     pub workers: usize,
     /// The stopping rule.
     pub stopping: Stopping,
+    /// How the workers were laid out in memory, as in [`MeasureRun`].
+    #[serde(default)]
+    pub address_layout: String,
     /// Rounds run (the longest pair's).
     pub rounds: usize,
     /// Why the run stopped.

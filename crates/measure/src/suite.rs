@@ -265,8 +265,12 @@ pub fn list(groups: &[Workload]) -> Vec<Listed> {
 }
 
 /// The style entry and case of `id`, when this build has both.
+/// The engine's capacity probe ([`crate::capacity`]) is found by its name too, though it
+/// is in no list.
 pub fn find(id: &BenchmarkId) -> Option<(&'static StyleEntry, Case)> {
-    let entry = catalog::find(&id.style)?;
+    let entry = catalog::find(&id.style).or_else(|| {
+        (id.style == crate::capacity::CAPACITY_PROBE).then_some(&crate::capacity::ENTRY)
+    })?;
     let workload = workloads::Workload::ALL
         .into_iter()
         .find(|workload| workload.name() == id.group)?;

@@ -492,6 +492,7 @@ mod tests {
             seed: 9,
             workers: 2,
             stopping: Stopping::default(),
+            address_layout: "fixed".into(),
             rounds: 12,
             stop: StopReason::Budget,
             elapsed_s: 30.0,

@@ -133,7 +133,7 @@ pub(crate) fn hog_chart(path: &Path, rows: &[BeazleyRow]) -> Result<(), ReportEr
             .filter(|idle| idle.style == row.style && idle.phase == Phase::Throughput)
             .min_by_key(|idle| idle.connections);
         let Some(idle) = idle else { continue };
-        let mut values = vec![Some(idle.p99_us as f64 / 1e3)];
+        let mut values = vec![idle.p99_us.map(|p99| p99 as f64 / 1e3)];
         for &count in &hog_counts {
             values.push(
                 rows.iter()
@@ -141,8 +141,8 @@ pub(crate) fn hog_chart(path: &Path, rows: &[BeazleyRow]) -> Result<(), ReportEr
                         hog.style == row.style && hog.phase == Phase::Hog && hog.hogs == count
                     })
                     // A probe with no latency at all (nothing due) has nothing to draw.
-                    .filter(|hog| hog.requests > 0 || hog.latency_lower_bounds > 0)
-                    .map(|hog| hog.p99_us as f64 / 1e3),
+                    .and_then(|hog| hog.p99_us)
+                    .map(|p99| p99 as f64 / 1e3),
             );
         }
         servers.push((row.style.clone(), values));

@@ -3,14 +3,17 @@
 //!
 //! - `summary.md` — per workload, every style's criterion median with its 95 %
 //!   confidence interval and throughput, and beside it the measurement engine's paired
-//!   speedup over the reference with its interval and CPU ÷ wall (`concbench measure`),
-//!   whose single-threaded styles are the run's noise gauge; where the engine did not
-//!   run, criterion's own ratio to the baseline (or to the best, for network rows);
-//!   the Beazley table; the task-cost table; how it was produced;
+//!   speedup over the reference and efficiency against the capacity probe, with their
+//!   intervals, and CPU ÷ wall (`concbench measure`), with the host's capacity and the
+//!   noise gauge (the reference against a replica of itself); where the engine did not
+//!   run, criterion's own ratio to the baseline (or to the best, for network rows); the
+//!   throughput bench beside the scenario (rankings, fairness per connection, client
+//!   and server CPU, [`throughput`]); the Beazley table; the task-cost table; how it was
+//!   produced;
 //! - `results.csv` — one row per benchmark, the same columns;
 //! - `*.svg` — one chart per criterion group, the hog-latency chart, memory per unit;
-//! - `beazley.json`, `tasks.json`, `measure.json` — the scenarios' and the engine's rows,
-//!   as measured;
+//! - `beazley.json`, `tasks.json`, `measure.json`, `bench-server.json` — the scenarios',
+//!   the engine's and the throughput bench's rows, as measured;
 //! - `machine.json` — CPU, cores, memory, kernel, `rustc -vV`, criterion version, git
 //!   commit and dirtiness, date, worker count, commands.
 //!
@@ -25,12 +28,13 @@ pub mod criterion;
 pub mod machine;
 pub mod results;
 mod summary;
+pub mod throughput;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use measure::rows::{MEASURE_ROWS, MeasureRun};
-use scenarios::{BeazleyRow, RunMeta, TaskRow};
+use scenarios::{BeazleyRow, RunMeta, THROUGHPUT_BENCH_ROWS, TaskRow, ThroughputBenchRow};
 
 pub use machine::MachineInfo;
 pub use summary::CSV_COLUMNS;
@@ -98,6 +102,8 @@ pub struct Loaded {
     pub tasks: Option<Vec<TaskRow>>,
     /// The measurement engine's last run (`concbench measure`), if any.
     pub measure: Option<MeasureRun>,
+    /// The throughput bench's fairness and CPU figures (`benches/server.rs`), if it ran.
+    pub throughput_bench: Option<Vec<ThroughputBenchRow>>,
     /// The runs' own records, in the order they ran.
     pub runs: Vec<RunMeta>,
 }
@@ -132,6 +138,7 @@ pub fn load(inputs: &Inputs) -> Result<Loaded, ReportError> {
         beazley: read_optional(&inputs.scenarios_dir.join(BEAZLEY_ROWS))?,
         tasks: read_optional(&inputs.scenarios_dir.join(TASK_ROWS))?,
         measure: read_measure(&inputs.scenarios_dir.join(MEASURE_ROWS))?,
+        throughput_bench: read_optional(&inputs.scenarios_dir.join(THROUGHPUT_BENCH_ROWS))?,
         runs,
     })
 }
@@ -212,6 +219,10 @@ pub fn write(
     if let Some(measured) = &loaded.measure {
         write_json(&folder.join(MEASURE_ROWS), measured)?;
         files.push(MEASURE_ROWS.to_owned());
+    }
+    if let Some(bench) = &loaded.throughput_bench {
+        write_json(&folder.join(THROUGHPUT_BENCH_ROWS), bench)?;
+        files.push(THROUGHPUT_BENCH_ROWS.to_owned());
     }
 
     let markdown = summary::markdown(inputs, loaded, &rows, machine, &files);

@@ -17,7 +17,7 @@ pub(crate) const HOG_CHART: &str = "hog_latency_p99.svg";
 pub(crate) const TASKS_CHART: &str = "bytes_per_task.svg";
 
 /// The columns of `results.csv`, in order.
-pub const CSV_COLUMNS: [&str; 15] = [
+pub const CSV_COLUMNS: [&str; 18] = [
     "group",
     "style",
     "parameter",
@@ -32,6 +32,9 @@ pub const CSV_COLUMNS: [&str; 15] = [
     "paired_speedup",
     "paired_speedup_low",
     "paired_speedup_high",
+    "paired_efficiency",
+    "paired_efficiency_low",
+    "paired_efficiency_high",
     "cpu_per_wall",
 ];
 
@@ -103,6 +106,7 @@ pub(crate) fn write_csv(
                 (speedup.point, speedup.lower, speedup.upper)
             })
         });
+        let efficiency = engine.and_then(|row| row.efficiency);
         writer
             .write_record([
                 benchmark.group.clone(),
@@ -122,6 +126,9 @@ pub(crate) fn write_csv(
                 optional(speedup.map(|speedup| format!("{:.4}", speedup.0))),
                 optional(speedup.map(|speedup| format!("{:.4}", speedup.1))),
                 optional(speedup.map(|speedup| format!("{:.4}", speedup.2))),
+                optional(efficiency.map(|efficiency| format!("{:.4}", efficiency.point))),
+                optional(efficiency.map(|efficiency| format!("{:.4}", efficiency.lower))),
+                optional(efficiency.map(|efficiency| format!("{:.4}", efficiency.upper))),
                 optional(engine.map(|row| format!("{:.3}", row.cpu_per_wall))),
             ])
             .map_err(write_error)?;
@@ -215,6 +222,16 @@ pub(crate) fn markdown(
             .collect();
         if cohorts.is_empty() {
             criterion_table(&mut out, inputs, machine, group, &group_rows);
+            if group == Workload::Throughput.name()
+                && let Some(bench) = loaded.throughput_bench.as_deref()
+            {
+                crate::throughput::section(
+                    &mut out,
+                    &group_rows,
+                    bench,
+                    loaded.beazley.as_deref().unwrap_or_default(),
+                );
+            }
         } else {
             paired_table(
                 &mut out,
@@ -358,17 +375,38 @@ fn paired_table(
         Some(unit) => (format!(" wall per {unit} | CPU per {unit} |"), "---:|---:|"),
         None => (String::new(), ""),
     };
+    let with_capacity = cohorts.iter().any(|cohort| cohort.capacity.is_some());
+    let (efficiency_header, efficiency_rule) = if with_capacity {
+        (" efficiency (95 %) |", "---:|")
+    } else {
+        ("", "")
+    };
     let _ = writeln!(
         out,
-        "| style | parameter | paired speedup over `{}` (95 %) | CPU ÷ wall |{unit_header} median (criterion) | 95 % CI | throughput |\n\
-         |---|---|---:|---:|{unit_rule}---:|---:|---:|",
+        "| style | parameter | paired speedup over `{}` (95 %) |{efficiency_header} CPU ÷ wall |{unit_header} median (criterion) | 95 % CI | throughput |\n\
+         |---|---|---:|{efficiency_rule}---:|{unit_rule}---:|---:|---:|",
         references_named.join("`, `")
     );
     let speedup_cell = |row: &StyleRow| {
-        row.speedup.map_or_else(
+        let speedup = row.speedup.map_or_else(
             || "1.00× (reference)".to_owned(),
             |speedup| speedup.format_ratio(2),
-        )
+        );
+        if !with_capacity {
+            return speedup;
+        }
+        let efficiency = row.efficiency.map_or_else(
+            || "—".to_owned(),
+            |efficiency| {
+                format!(
+                    "{:.0} % ({:.0}–{:.0})",
+                    efficiency.point * 100.0,
+                    efficiency.lower * 100.0,
+                    efficiency.upper * 100.0
+                )
+            },
+        );
+        format!("{speedup} | {efficiency}")
     };
     for row in group_rows {
         let benchmark = &row.benchmark;
@@ -388,7 +426,14 @@ fn paired_table(
             "| `{}` | {} | {} | {} |{unit_cells} {} | {} – {} | {} |",
             benchmark.function,
             benchmark.value.as_deref().unwrap_or(""),
-            engine.map_or_else(|| "—".to_owned(), |(_, row)| speedup_cell(row)),
+            engine.map_or_else(
+                || if with_capacity {
+                    "— | —".to_owned()
+                } else {
+                    "—".to_owned()
+                },
+                |(_, row)| speedup_cell(row)
+            ),
             engine.map_or_else(
                 || "—".to_owned(),
                 |(_, row)| format!("{:.2}", row.cpu_per_wall)
@@ -401,7 +446,7 @@ fn paired_table(
         );
     }
     for cohort in cohorts {
-        for style in &cohort.styles {
+        for style in cohort.styles.iter().chain(&cohort.capacity) {
             let in_criterion = group_rows.iter().any(|row| {
                 row.benchmark.function == style.style
                     && row.benchmark.value.as_deref() == Some(cohort.parameter.as_str())
@@ -426,9 +471,9 @@ fn paired_table(
     out.push('\n');
 }
 
-/// Under a paired table: how the cohort's rounds ended, its noise gauge (the
-/// single-threaded styles, whose ideal speedup is 1.00), and a warning when a speedup's
-/// whole interval is beyond what the workers can give.
+/// Under a paired table: how the cohort's rounds ended, the host's capacity, its noise
+/// gauge (the reference against a replica of itself, ideal 1.00), and a warning when a
+/// speedup's whole interval is beyond what the workers can give.
 fn paired_notes(out: &mut String, cohort: &CohortRow, workers: Option<usize>) {
     let _ = writeln!(
         out,
@@ -444,7 +489,21 @@ fn paired_notes(out: &mut String, cohort: &CohortRow, workers: Option<usize>) {
             .map(|speedup| speedup.relative_half_width() * 100.0)
             .fold(0.0, f64::max)
     );
-    if let Some(gauge) = &cohort.gauge {
+    if let Some(capacity) = cohort.capacity.as_ref().and_then(|probe| probe.speedup) {
+        let _ = writeln!(
+            out,
+            "> Capacity: the engine's probe (`capacity`: the same work items, largest first, from one \
+             atomic index on plain threads) ran {} faster than `{}` in the same rounds: what the host's \
+             workers offered in this run. Efficiency is each style's time against the probe's, paired \
+             the same way: it does not move when the host gives the workers more or less of a core, so \
+             it is the figure to compare across runs and hosts; the speedups hold for this run.\n",
+            capacity.format_ratio(2),
+            cohort.reference
+        );
+    }
+    if let Some(gauge) = &cohort.gauge
+        && let Some(replica) = gauge.replica
+    {
         let points: Vec<String> = gauge
             .styles
             .iter()
@@ -454,24 +513,32 @@ fn paired_notes(out: &mut String, cohort: &CohortRow, workers: Option<usize>) {
                     .map(|speedup| format!("`{}` {:.3}×", row.style, speedup.point))
             })
             .collect();
-        let verdict = if gauge.spread > NOISE_GAUGE_LIMIT {
-            "**Disturbed run:** more than the overhead of a loop or a runtime can explain; do not \
-             quote this cohort's speedups"
+        let verdict = if gauge.spread > REPLICA_GAUGE_LIMIT {
+            "**Disturbed run:** the same work in two processes disagreed; do not quote this \
+             cohort's speedups"
         } else {
-            "the rest is noise plus each style's own overhead (an event loop's callbacks, a \
-             runtime's tasks), so differences between styles smaller than that mean nothing here"
+            "differences between styles within that are noise"
+        };
+        let single_threaded = if points.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " The single-threaded styles do `{}`'s work on one thread ({}): their distance from \
+                 1.00 beyond the gauge is their own cost per task or callback.",
+                cohort.reference,
+                points.join(", ")
+            )
         };
         let _ = writeln!(
             out,
-            "> Noise gauge (paired): {} do `{}`'s work on one thread; ideal 1.00×, at most {:.1} % from it, \
-             intervals ±{:.1} % at most: {verdict}.\n",
-            points.join(", "),
+            "> Noise gauge (paired): `{}` against a second worker process of itself, {}, \
+             {:.1} % from the ideal 1.00: {verdict}.{single_threaded}\n",
             cohort.reference,
+            replica.format_ratio(3),
             gauge.spread * 100.0,
-            gauge.widest_half_width * 100.0
         );
     }
-    if let Some(workers) = workers.filter(|_| cohort.gauge.is_some()) {
+    if let Some(workers) = workers.filter(|_| cohort.capacity.is_some()) {
         let limit = workers as f64 * SUPERLINEAR_TOLERANCE;
         let impossible: Vec<String> = cohort
             .styles
@@ -502,6 +569,10 @@ const CPU_GROUPS: [Workload; 3] = [
 
 /// Single-threaded styles whose medians differ by more than this are a disturbed run.
 const NOISE_GAUGE_LIMIT: f64 = 0.10;
+
+/// A reference whose replica (the same benchmark in a second worker process, paired per
+/// round) is further than this from 1.00 marks the cohort as a disturbed run.
+const REPLICA_GAUGE_LIMIT: f64 = 0.02;
 
 /// The spread of the single-threaded styles' medians, at each parameter of a CPU group:
 /// they run the same work on one thread, so their disagreement is the run's own noise
@@ -624,7 +695,10 @@ fn beazley_section(out: &mut String, rows: &[BeazleyRow], files: &[String]) {
         for &connections in &connection_counts {
             match rate_at(style, connections) {
                 Some(row) => {
-                    let _ = write!(out, " {:.0} | {} |", row.rps, format_micros(row.p99_us));
+                    let p99 = row
+                        .p99_us
+                        .map_or_else(|| "no reply".to_owned(), format_micros);
+                    let _ = write!(out, " {:.0} | {p99} |", row.rps);
                 }
                 None => out.push_str(" — | — |"),
             }
@@ -719,14 +793,16 @@ fn hog_sweep_table(out: &mut String, rows: &[BeazleyRow], styles: &[&str]) {
                     let due = row
                         .due
                         .map_or_else(|| "—".to_owned(), |due| due.to_string());
-                    // A probe with no latency recorded at all (rows from before lower
-                    // bounds were kept) is "no reply", never a 0 µs latency.
-                    let p99 = if row.requests == 0 && row.latency_lower_bounds == 0 {
-                        "no reply".to_owned()
-                    } else if row.latency_lower_bounds > 0 {
-                        format!("≥ {}", format_micros(row.p99_us))
-                    } else {
-                        format_micros(row.p99_us)
+                    // A probe with no latency recorded at all is "no reply", never a
+                    // 0 µs latency (rows written before latencies could be null have a
+                    // 0 there, with no reply and no lower bound).
+                    let recorded = row.requests > 0 || row.latency_lower_bounds > 0;
+                    let p99 = match row.p99_us.filter(|_| recorded) {
+                        None => "no reply".to_owned(),
+                        Some(p99) if row.latency_lower_bounds > 0 => {
+                            format!("≥ {}", format_micros(p99))
+                        }
+                        Some(p99) => format_micros(p99),
                     };
                     let _ = write!(out, " {p99} | {} / {due} |", row.requests);
                 }
@@ -943,9 +1019,9 @@ mod tests {
             phase: Phase::Hog,
             connections: 4,
             rps: answered as f64 / 3.0,
-            p50_us: p99_us / 10,
-            p99_us,
-            max_us: p99_us,
+            p50_us: Some(p99_us / 10),
+            p99_us: Some(p99_us),
+            max_us: Some(p99_us),
             requests: answered,
             errors: 0,
             failed: due - answered,
@@ -962,13 +1038,26 @@ mod tests {
 
     #[test]
     fn the_hog_sweep_shows_every_count_and_what_was_never_answered() {
+        let silent = BeazleyRow {
+            p50_us: None,
+            p99_us: None,
+            max_us: None,
+            latency_lower_bounds: 0,
+            ..hog_row("python-asyncio", 1, 0, 600, 0)
+        };
         let rows = [
             hog_row("tokio", 1, 600, 600, 150),
             hog_row("tokio", 2, 80, 600, 2_400_000),
             hog_row("evloop", 2, 600, 600, 90),
+            silent,
         ];
         let mut out = String::new();
-        hog_sweep_table(&mut out, &rows, &["tokio", "evloop"]);
+        hog_sweep_table(&mut out, &rows, &["tokio", "evloop", "python-asyncio"]);
+        // A server that recorded no latency at all is "no reply" (`null` in its JSON).
+        assert!(
+            out.contains("| `python-asyncio` | no reply | 0 / 600 | — | — |"),
+            "{out}"
+        );
         assert!(
             out.contains("| server | 1 hogs: probe p99 | answered / due | 2 hogs: probe p99 | answered / due |"),
             "{out}"

@@ -82,6 +82,7 @@ fn writes_a_complete_report() {
         "bytes_per_task.svg",
         "beazley.json",
         "tasks.json",
+        "bench-server.json",
     ] {
         assert!(
             written.files.iter().any(|written| written == file),
@@ -101,6 +102,16 @@ fn writes_a_complete_report() {
         summary.contains("| `threads` | c32 | 25.00 ms |") && summary.contains("| 0.50× |"),
         "{summary}"
     );
+    // The throughput bench beside the scenario: both rates and ranks, the bench's
+    // spread per connection and CPU per request, and a client-bound row flagged.
+    for line in [
+        "| `threads` | 80000 | 96000 | 0.83 | 2 | 2 | 40–85 (even 62) | 9.0 µs on 2 thread(s) | 36 % | 11.0 µs |",
+        "| `evloop` | 160000 | 156000 | 1.03 | 1 | 1 | 55–70 (even 62) | 11.5 µs on 2 thread(s) | 92 % | 5.0 µs |",
+        "> c=32: too few servers measured by both to compare rankings.",
+        "> **Client-bound at c=32:** the client used more than 90 % of its threads' time against `evloop`",
+    ] {
+        assert!(summary.contains(line), "{line} missing: {summary}");
+    }
     // The Beazley table, with the redis ceiling ratio, and the task table.
     assert!(summary.contains("Best server at 32 connections / `redis-server` `PING` through the same client: **0.97×**"), "{summary}");
     // The load generator checked against redis-benchmark, at every connection count.
@@ -242,7 +253,15 @@ fn scenarios_with_engine_rows(test: &str, schema_version: u32) -> PathBuf {
         let entry = entry.expect("entry");
         std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy");
     }
-    let style = |style: &str, single_threaded, speedup: Option<(f64, f64, f64)>| StyleRow {
+    let interval = |(point, lower, upper): (f64, f64, f64)| Interval {
+        point,
+        lower,
+        upper,
+    };
+    let style = |style: &str,
+                 single_threaded,
+                 speedup: Option<(f64, f64, f64)>,
+                 efficiency: Option<(f64, f64, f64)>| StyleRow {
         style: style.into(),
         single_threaded,
         iterations_per_sample: 3,
@@ -250,11 +269,8 @@ fn scenarios_with_engine_rows(test: &str, schema_version: u32) -> PathBuf {
         wall_ns: 2e7,
         cpu_ns: 3.9e7,
         cpu_per_wall: if single_threaded { 1.0 } else { 1.95 },
-        speedup: speedup.map(|(point, lower, upper)| Interval {
-            point,
-            lower,
-            upper,
-        }),
+        speedup: speedup.map(interval),
+        efficiency: efficiency.map(interval),
     };
     let run = MeasureRun {
         schema_version,
@@ -263,6 +279,7 @@ fn scenarios_with_engine_rows(test: &str, schema_version: u32) -> PathBuf {
         workers: 2,
         stopping: Stopping::default(),
         sample_target_ms: 90.0,
+        address_layout: "fixed".into(),
         recorded_at: 1,
         cohorts: vec![CohortRow {
             group: "fib_batch".into(),
@@ -272,15 +289,32 @@ fn scenarios_with_engine_rows(test: &str, schema_version: u32) -> PathBuf {
             stop: StopReason::Budget,
             elapsed_s: 88.0,
             styles: vec![
-                style("seq", true, None),
-                style("evloop", true, Some((0.988, 0.975, 1.001))),
-                style("rayon", false, Some((1.912, 1.880, 1.950))),
-                style("tokio", false, Some((1.901, 1.870, 1.930))),
+                style("seq", true, None, Some((0.512, 0.503, 0.521))),
+                style(
+                    "evloop",
+                    true,
+                    Some((0.988, 0.975, 1.001)),
+                    Some((0.506, 0.497, 0.515)),
+                ),
+                style(
+                    "rayon",
+                    false,
+                    Some((1.912, 1.880, 1.950)),
+                    Some((0.981, 0.962, 0.999)),
+                ),
+                style(
+                    "tokio",
+                    false,
+                    Some((1.901, 1.870, 1.930)),
+                    Some((0.973, 0.954, 0.991)),
+                ),
             ],
+            capacity: Some(style("capacity", false, Some((1.952, 1.903, 1.991)), None)),
             gauge: Some(NoiseGauge {
+                replica: Some(interval((1.004, 0.995, 1.013))),
+                spread: 0.004,
+                widest_half_width: 0.009,
                 styles: vec!["evloop".into()],
-                spread: 0.012,
-                widest_half_width: 0.013,
             }),
         }],
     };
@@ -311,11 +345,16 @@ fn the_engines_paired_speedups_take_the_ratio_columns() {
     let summary = std::fs::read_to_string(written.folder.join("summary.md")).expect("summary");
     // criterion's median beside the engine's speedup; the reference says so.
     for cell in [
-        "| `rayon` | 64x27 | 1.91× (1.88–1.95) | 1.95 | 15.00 ms |",
-        "| `seq` | 64x27 | 1.00× (reference) | 1.00 |",
+        "| `rayon` | 64x27 | 1.91× (1.88–1.95) | 98 % (96–100) | 1.95 | 15.00 ms |",
+        "| `seq` | 64x27 | 1.00× (reference) | 51 % (50–52) | 1.00 |",
         // Measured by the engine only: criterion's columns are empty.
-        "| `tokio` | 64x27 | 1.90× (1.87–1.93) | 1.95 | — | — | |",
-        "> Noise gauge (paired): `evloop` 0.988× do `seq`'s work on one thread; ideal 1.00×, at most 1.2 % from it",
+        "| `tokio` | 64x27 | 1.90× (1.87–1.93) | 97 % (95–99) | 1.95 | — | — | |",
+        // The instrument has its own row, with no efficiency against itself.
+        "| `capacity` | 64x27 | 1.95× (1.90–1.99) | — | 1.95 | — | — | |",
+        "ran 1.95× (1.90–1.99) faster than `seq` in the same rounds",
+        "> Noise gauge (paired): `seq` against a second worker process of itself, 1.004× (0.995–1.013), \
+         0.4 % from the ideal 1.00: differences between styles within that are noise.",
+        "(`evloop` 0.988×)",
         "`concbench measure --groups fib_batch`",
     ] {
         assert!(summary.contains(cell), "{cell} missing:\n{summary}");
@@ -331,8 +370,12 @@ fn the_engines_paired_speedups_take_the_ratio_columns() {
         .find(|record| &record[0] == "fib_batch" && &record[1] == "rayon")
         .expect("rayon row");
     assert_eq!(
-        (&rayon[11], &rayon[12], &rayon[13], &rayon[14]),
-        ("1.9120", "1.8800", "1.9500", "1.950")
+        (&rayon[11], &rayon[12], &rayon[13]),
+        ("1.9120", "1.8800", "1.9500")
+    );
+    assert_eq!(
+        (&rayon[14], &rayon[15], &rayon[16], &rayon[17]),
+        ("0.9810", "0.9620", "0.9990", "1.950")
     );
 
     let foreign = scenarios_with_engine_rows("engine-foreign", 999);

@@ -23,7 +23,7 @@ pub use child::{
     BoundedOutput, ChildRegistry, CpuTime, ReadyBy, ServerChild, ServerCommand, TrackedChild,
     run_bounded,
 };
-pub use rows::{BeazleyRow, Phase, RunMeta, TaskRow};
+pub use rows::{BeazleyRow, Phase, RunMeta, THROUGHPUT_BENCH_ROWS, TaskRow, ThroughputBenchRow};
 
 /// Why a scenario could not run.
 #[derive(Debug, thiserror::Error)]

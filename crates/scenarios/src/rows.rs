@@ -25,12 +25,13 @@ pub struct BeazleyRow {
     pub connections: usize,
     /// Replies per second on the measured connections.
     pub rps: f64,
-    /// Median latency, µs.
-    pub p50_us: u64,
+    /// Median latency, µs; `null` when no latency was recorded (the server never
+    /// answered and nothing was given up on), never 0.
+    pub p50_us: Option<u64>,
     /// 99th-percentile latency, µs.
-    pub p99_us: u64,
+    pub p99_us: Option<u64>,
     /// Largest latency, µs.
-    pub max_us: u64,
+    pub max_us: Option<u64>,
     /// Replies received on the measured connections.
     pub requests: u64,
     /// Replies that were an error or a wrong answer.
@@ -126,6 +127,44 @@ pub struct TaskRow {
     /// Why this size was not measured (above a safe limit, a failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_attempted: Option<String>,
+}
+
+/// The file, in the results directory, where `benches/server.rs` leaves its
+/// [`ThroughputBenchRow`]s (beside `bench-server.meta.json`).
+pub const THROUGHPUT_BENCH_ROWS: &str = "bench-server.json";
+
+/// What the throughput bench measured beside criterion's times, for one server at one
+/// connection count: how evenly its connections were served, and what a request cost
+/// the client and the server, so a reader can see the client is not what limits the
+/// rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThroughputBenchRow {
+    /// The server's style.
+    pub style: String,
+    /// Client connections.
+    pub connections: usize,
+    /// The client's threads.
+    pub client_threads: usize,
+    /// Requests per timed window, over all the connections.
+    pub window: u64,
+    /// Requests in every timed window together.
+    pub requests: u64,
+    /// The fewest replies one connection got in any window.
+    pub fewest_per_connection: u64,
+    /// The most replies one connection got in any window.
+    pub most_per_connection: u64,
+    /// The client's CPU time (user + system) per request, µs.
+    pub client_cpu_us: f64,
+    /// The server's process tree's CPU time per request, µs; `None` when `/proc` could
+    /// not be read.
+    pub server_cpu_us: Option<f64>,
+}
+
+impl ThroughputBenchRow {
+    /// The share each connection would get if the server were perfectly even.
+    pub fn even_share(&self) -> u64 {
+        self.window / self.connections.max(1) as u64
+    }
 }
 
 /// What a scenario or bench run records about itself, saved beside its results as

@@ -1,0 +1,249 @@
+//! The throughput bench beside the Beazley scenario's throughput phase: the same
+//! quantity (the rate a server sustains for `fib(1)`, closed loop, at the same
+//! connection counts) measured by two clients, so a reader sees whether they rank the
+//! servers alike, how evenly each server serves its connections, and whether the client
+//! was what limited the rate.
+
+use std::fmt::Write as _;
+
+use scenarios::{BeazleyRow, Phase, ThroughputBenchRow};
+
+use crate::results::ResultRow;
+
+/// The share of its threads' time above which the bench's client, not the server, may
+/// be what sets the rate.
+const CLIENT_BUSY_LIMIT: f64 = 0.9;
+
+/// One server at one connection count, as both clients measured it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agreement {
+    /// The server's style.
+    pub style: String,
+    /// Connections.
+    pub connections: usize,
+    /// The bench's rate (criterion's median window), requests per second.
+    pub bench_rps: f64,
+    /// The scenario's rate, requests per second.
+    pub scenario_rps: f64,
+}
+
+/// Every server both measured at `connections`, fastest by the bench first.
+pub fn agreements(
+    criterion_rows: &[&ResultRow],
+    scenario_rows: &[BeazleyRow],
+    connections: usize,
+) -> Vec<Agreement> {
+    let parameter = format!("c{connections}");
+    let mut rows: Vec<Agreement> = criterion_rows
+        .iter()
+        .filter(|row| row.benchmark.value.as_deref() == Some(parameter.as_str()))
+        .filter_map(|row| {
+            let bench_rps = row.elements_per_second?;
+            let scenario = scenario_rows.iter().find(|scenario| {
+                scenario.phase == Phase::Throughput
+                    && scenario.connections == connections
+                    && scenario.style == row.benchmark.function
+            })?;
+            Some(Agreement {
+                style: row.benchmark.function.clone(),
+                connections,
+                bench_rps,
+                scenario_rps: scenario.rps,
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| b.bench_rps.total_cmp(&a.bench_rps));
+    rows
+}
+
+/// Ranks of `values`, 1 for the largest; tied values share the mean of their ranks.
+pub fn ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+    let mut ranks = vec![0.0; values.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && values[order[end]] == values[order[start]] {
+            end += 1;
+        }
+        // Positions start..end (0-based) share the mean of ranks start+1..=end.
+        let shared = (start + 1 + end) as f64 / 2.0;
+        for &index in &order[start..end] {
+            ranks[index] = shared;
+        }
+        start = end;
+    }
+    ranks
+}
+
+/// Spearman's rank correlation of two equally long lists: 1 when they order the items
+/// alike, −1 when reversed; `None` with fewer than three items or no spread in a list.
+pub fn spearman(a: &[f64], b: &[f64]) -> Option<f64> {
+    if a.len() != b.len() || a.len() < 3 {
+        return None;
+    }
+    let (rank_a, rank_b) = (ranks(a), ranks(b));
+    let mean = (a.len() + 1) as f64 / 2.0;
+    let (mut covariance, mut spread_a, mut spread_b) = (0.0, 0.0, 0.0);
+    for (x, y) in rank_a.iter().zip(&rank_b) {
+        covariance += (x - mean) * (y - mean);
+        spread_a += (x - mean).powi(2);
+        spread_b += (y - mean).powi(2);
+    }
+    (spread_a > 0.0 && spread_b > 0.0).then(|| covariance / (spread_a * spread_b).sqrt())
+}
+
+/// The section: per connection count, the two rates and ranks side by side with the
+/// bench's fairness and CPU figures, then how far the two agree.
+pub(crate) fn section(
+    out: &mut String,
+    criterion_rows: &[&ResultRow],
+    bench_rows: &[ThroughputBenchRow],
+    scenario_rows: &[BeazleyRow],
+) {
+    let mut counts: Vec<usize> = bench_rows.iter().map(|row| row.connections).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    if counts.is_empty() {
+        return;
+    }
+    out.push_str(
+        "#### The bench beside the scenario\n\n\
+         The same rate measured twice: by criterion's `throughput` bench (steady-state windows of \
+         requests claimed from a shared count) and by the Beazley scenario's throughput phase (a \
+         fixed time). Beside them, from the bench: the fewest and most replies one connection got \
+         in a window (a server that starves some connections is worse, whatever its total), and \
+         the CPU per request of the client and of the server; \"client busy\" is the share of the \
+         client threads' time the client used at that rate, where 100 % would mean the client, \
+         not the server, set it.\n\n",
+    );
+    for connections in counts {
+        let agreed = agreements(criterion_rows, scenario_rows, connections);
+        let bench_rates: Vec<f64> = agreed.iter().map(|row| row.bench_rps).collect();
+        let scenario_rates: Vec<f64> = agreed.iter().map(|row| row.scenario_rps).collect();
+        let (bench_ranks, scenario_ranks) = (ranks(&bench_rates), ranks(&scenario_rates));
+        let _ = writeln!(
+            out,
+            "| c={connections} server | bench req/s | scenario req/s | bench ÷ scenario | rank: bench | rank: scenario | replies per connection per window | client CPU per request | client busy | server CPU per request |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        let mut client_bound = Vec::new();
+        for row in bench_rows
+            .iter()
+            .filter(|row| row.connections == connections)
+        {
+            let agreement = agreed.iter().position(|agreed| agreed.style == row.style);
+            let bench_rps = criterion_rows
+                .iter()
+                .find(|result| {
+                    result.benchmark.function == row.style
+                        && result.benchmark.value.as_deref()
+                            == Some(format!("c{connections}").as_str())
+                })
+                .and_then(|result| result.elements_per_second);
+            let client_busy = bench_rps
+                .map(|rate| row.client_cpu_us * rate / 1e6 / row.client_threads.max(1) as f64);
+            if client_busy.is_some_and(|busy| busy > CLIENT_BUSY_LIMIT) {
+                client_bound.push(format!("`{}`", row.style));
+            }
+            let cell = |value: Option<String>| value.unwrap_or_else(|| "—".to_owned());
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} | {} | {}–{} (even {}) | {:.1} µs on {} thread(s) | {} | {} |",
+                row.style,
+                cell(bench_rps.map(|rate| format!("{rate:.0}"))),
+                cell(agreement.map(|index| format!("{:.0}", agreed[index].scenario_rps))),
+                cell(agreement.map(|index| format!(
+                    "{:.2}",
+                    agreed[index].bench_rps / agreed[index].scenario_rps
+                ))),
+                cell(agreement.map(|index| format_rank(bench_ranks[index]))),
+                cell(agreement.map(|index| format_rank(scenario_ranks[index]))),
+                row.fewest_per_connection,
+                row.most_per_connection,
+                row.even_share(),
+                row.client_cpu_us,
+                row.client_threads,
+                cell(client_busy.map(|busy| format!("{:.0} %", busy * 100.0))),
+                cell(row.server_cpu_us.map(|micros| format!("{micros:.1} µs"))),
+            );
+        }
+        out.push('\n');
+        let ratios: Vec<f64> = agreed
+            .iter()
+            .map(|row| row.bench_rps / row.scenario_rps)
+            .collect();
+        let (low, high) = ratios
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), ratio| {
+                (low.min(*ratio), high.max(*ratio))
+            });
+        let same_order = bench_ranks
+            .iter()
+            .zip(&scenario_ranks)
+            .filter(|(a, b)| a == b)
+            .count();
+        match spearman(&bench_rates, &scenario_rates) {
+            Some(rho) => {
+                let _ = writeln!(
+                    out,
+                    "> c={connections}: {} servers measured by both; Spearman's rank correlation of the two \
+                     rates **{rho:.2}** (1.00: the same order); {same_order} of {} hold the same rank; the \
+                     bench's rate is {low:.2}–{high:.2}× the scenario's.\n",
+                    agreed.len(),
+                    agreed.len()
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "> c={connections}: too few servers measured by both to compare rankings.\n"
+                );
+            }
+        }
+        if !client_bound.is_empty() {
+            let _ = writeln!(
+                out,
+                "> **Client-bound at c={connections}:** the client used more than {:.0} % of its threads' \
+                 time against {}: those rates are at least partly the client's.\n",
+                CLIENT_BUSY_LIMIT * 100.0,
+                client_bound.join(", ")
+            );
+        }
+    }
+}
+
+fn format_rank(rank: f64) -> String {
+    if rank.fract() == 0.0 {
+        format!("{rank:.0}")
+    } else {
+        format!("{rank:.1}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranks_put_the_largest_first_and_share_ties() {
+        assert_eq!(ranks(&[10.0, 30.0, 20.0]), [3.0, 1.0, 2.0]);
+        assert_eq!(ranks(&[5.0, 5.0, 1.0]), [1.5, 1.5, 3.0]);
+        assert!(ranks(&[]).is_empty());
+    }
+
+    #[test]
+    fn spearman_is_one_for_the_same_order_and_minus_one_reversed() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let close = |value: Option<f64>, expected: f64| {
+            value.is_some_and(|value| (value - expected).abs() < 1e-12)
+        };
+        assert!(close(spearman(&a, &[10.0, 20.0, 30.0, 40.0]), 1.0));
+        assert!(close(spearman(&a, &[4.0, 3.0, 2.0, 1.0]), -1.0));
+        // One swap of neighbours among four: 1 − 6·2 / (4·15) = 0.8.
+        assert!(close(spearman(&a, &[2.0, 1.0, 3.0, 4.0]), 0.8));
+        assert_eq!(spearman(&a[..2], &a[..2]), None);
+        assert_eq!(spearman(&a, &[1.0; 4]), None);
+    }
+}

@@ -42,9 +42,8 @@ use workloads::{ServerModel, StyleConfig, StyleEntry, Support, Workload};
 const CONNECTIONS: [usize; 2] = [1, 32];
 /// Requests per timed iteration (one steady-state window), over all the connections.
 const BATCH: u64 = 2_000;
-/// The client's threads: more than one, so that one client thread's speed is not the
-/// ceiling of every server at 32 connections.
-const CLIENT_THREADS: usize = 2;
+/// The client's threads, the same as the Beazley scenario's throughput phase.
+const CLIENT_THREADS: usize = loadgen::THROUGHPUT_CLIENT_THREADS;
 /// The request: the seed's `perf2` sends `fib(1)`.
 const FIB_N: u32 = 1;
 

@@ -11,6 +11,9 @@ second run is from the first:
   the figure the report asks readers to compare across runs and hosts;
 - the speedup over the reference, which also carries the host's parallel capacity of
   the moment (printed per cohort and run);
+- first, the figure each style is quoted by: its efficiency when its CPU work uses the
+  workers, its speedup when it runs on one thread (compared with the reference that
+  uses the same resources);
 
 then each cohort's noise gauge (the reference against a replica of itself) in both
 runs. The exit status is 0 either way: this is a report, not a gate.
@@ -40,8 +43,20 @@ def cell(interval, percent=False):
     return f"{interval['point']:.3f}× ({interval['lower']:.3f}–{interval['upper']:.3f})"
 
 
+def quoted(row):
+    """The figure a style is compared by across runs: against the reference that uses
+    the same resources. A style whose CPU work uses the workers is compared with the
+    capacity probe (its efficiency); a single-threaded one with the single-threaded
+    reference (its speedup), since its share of what the host offered falls whenever the
+    host offers more."""
+    if row.get("single_threaded"):
+        return row.get("speedup"), False
+    return row.get("efficiency"), True
+
+
 def table(first, second, field, tolerance, title, percent):
-    """Prints one table of `field` (speedup or efficiency); returns (within, compared, worst)."""
+    """Prints one table of `field` (speedup, efficiency, or quoted); returns (within,
+    compared, worst)."""
     print(f"### {title}\n")
     print(f"| cohort | style | first (95 %) | second (95 %) | second ÷ first | within ±{tolerance * 100:g} % |")
     print("|---|---|---:|---:|---:|---|")
@@ -56,16 +71,21 @@ def table(first, second, field, tolerance, title, percent):
         styles = {row["style"]: row for row in other["styles"]}
         for row in cohort["styles"]:
             twin = styles.get(row["style"])
-            if twin is None or row.get(field) is None or twin.get(field) is None:
+            if twin is None:
                 continue
-            a, b = row[field], twin[field]
+            if field == "quoted":
+                (a, as_percent), (b, _) = quoted(row), quoted(twin)
+            else:
+                a, b, as_percent = row.get(field), twin.get(field), percent
+            if a is None or b is None:
+                continue
             moved = b["point"] / a["point"] - 1
             compared += 1
             ok = abs(moved) <= tolerance
             within += ok
             if abs(moved) > abs(worst[0]):
                 worst = (moved, f"{name} `{row['style']}`")
-            print(f"| {name} | `{row['style']}` | {cell(a, percent)} | {cell(b, percent)} "
+            print(f"| {name} | `{row['style']}` | {cell(a, as_percent)} | {cell(b, as_percent)} "
                   f"| {moved*100:+.1f} % | {'yes' if ok else '**no**'} |")
     print()
     if compared:
@@ -97,6 +117,9 @@ def main():
             print(f"| {cohort['group']}/{cohort['parameter']} | {cell(a)} | {cell(b)} "
                   f"| {(b['point'] / a['point'] - 1) * 100:+.1f} % |")
     print()
+    table(first, second, "quoted", tolerance,
+          "The figure each style is quoted by: efficiency for the styles that use the workers, "
+          "speedup over the reference for the single-threaded ones", None)
     table(first, second, "efficiency", tolerance,
           "Efficiency: each style's time against the capacity probe's, paired per round", True)
     table(first, second, "speedup", tolerance,

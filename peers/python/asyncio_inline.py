@@ -58,12 +58,18 @@ class Stopped(BaseException):
 
 
 _in_fib = False  # whether the loop's thread is inside fib_inline
+_stopping = False  # set by the stop signal: no fib starts after it
 
 
 def fib_inline(n):
     """fib(n), which a stop signal's handler interrupts by raising Stopped: an inline
-    fib would otherwise hold the loop, and so the stop, for as long as it runs."""
+    fib would otherwise hold the loop, and so the stop, for as long as it runs. Once
+    the stop has begun, no new fib starts either: requests already read from other
+    connections (hogs queued behind the one interrupted) would each hold the loop for
+    seconds before the loop got to the stop."""
     global _in_fib
+    if _stopping:
+        raise Stopped
     try:
         _in_fib = True
         return fib(n)
@@ -92,6 +98,8 @@ def run(args, compute, interrupt_inline_fib):
         loop = runner.get_loop()
 
         def on_stop():
+            global _stopping
+            _stopping = True
             ignore_stop_signals()
             # A plain Python handler rather than loop.add_signal_handler, so that it
             # runs even while the loop's thread is inside fib.

@@ -28,6 +28,14 @@ pub use connection::{Batch, ClosedLoop, MAX_FIB_REPLY_BYTES, MAX_RAW_REPLY_BYTES
 pub use report::{LatencySummary, LoadReport};
 pub use run::{LoadConfig, Progress, RequestSpec, StopAfter, run};
 
+/// Client threads for a closed-loop throughput measurement over many connections, the
+/// same in the criterion bench (`benches/server.rs`) and the Beazley scenario's
+/// throughput phase, so the two measure the same thing: more than one, so that one
+/// client thread's speed is not the ceiling of every fast server (on two cores the
+/// fastest servers kept one client thread fully busy at 32 connections). Never more
+/// than the connections.
+pub const THROUGHPUT_CLIENT_THREADS: usize = 2;
+
 /// Why a load run could not produce a report.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

@@ -1029,6 +1029,8 @@ mod tests {
             latency_lower_bounds: due - answered,
             server_cpu_us: None,
             server_user_us: None,
+            client_threads: None,
+            client_cpu_us: None,
             redis_benchmark_rps: None,
             hog_n: Some(35),
             hogs: Some(hogs),

@@ -25,6 +25,8 @@ pub struct Agreement {
     pub bench_rps: f64,
     /// The scenario's rate, requests per second.
     pub scenario_rps: f64,
+    /// The share of the scenario client's threads' time it used, when recorded.
+    pub scenario_client_busy: Option<f64>,
 }
 
 /// Every server both measured at `connections`, fastest by the bench first.
@@ -49,6 +51,10 @@ pub fn agreements(
                 connections,
                 bench_rps,
                 scenario_rps: scenario.rps,
+                scenario_client_busy: scenario
+                    .client_cpu_us
+                    .zip(scenario.client_threads)
+                    .map(|(micros, threads)| micros * scenario.rps / 1e6 / threads.max(1) as f64),
             })
         })
         .collect();
@@ -114,9 +120,10 @@ pub(crate) fn section(
          requests claimed from a shared count) and by the Beazley scenario's throughput phase (a \
          fixed time). Beside them, from the bench: the fewest and most replies one connection got \
          in a window (a server that starves some connections is worse, whatever its total), and \
-         the CPU per request of the client and of the server; \"client busy\" is the share of the \
-         client threads' time the client used at that rate, where 100 % would mean the client, \
-         not the server, set it.\n\n",
+         the CPU per request of the client and of the server. Both clients use the same threads \
+         (`loadgen::THROUGHPUT_CLIENT_THREADS`); \"client busy\" is the share of the client \
+         threads' time the client used at that rate, in the bench and in the scenario, where \
+         100 % would mean the client, not the server, set it.\n\n",
     );
     for connections in counts {
         let agreed = agreements(criterion_rows, scenario_rows, connections);
@@ -125,7 +132,7 @@ pub(crate) fn section(
         let (bench_ranks, scenario_ranks) = (ranks(&bench_rates), ranks(&scenario_rates));
         let _ = writeln!(
             out,
-            "| c={connections} server | bench req/s | scenario req/s | bench ÷ scenario | rank: bench | rank: scenario | replies per connection per window | client CPU per request | client busy | server CPU per request |\n\
+            "| c={connections} server | bench req/s | scenario req/s | bench ÷ scenario | rank: bench | rank: scenario | replies per connection per window | client CPU per request | client busy: bench / scenario | server CPU per request |\n\
              |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         let mut client_bound = Vec::new();
@@ -144,13 +151,21 @@ pub(crate) fn section(
                 .and_then(|result| result.elements_per_second);
             let client_busy = bench_rps
                 .map(|rate| row.client_cpu_us * rate / 1e6 / row.client_threads.max(1) as f64);
-            if client_busy.is_some_and(|busy| busy > CLIENT_BUSY_LIMIT) {
+            let scenario_busy = agreement.and_then(|index| agreed[index].scenario_client_busy);
+            if client_busy
+                .into_iter()
+                .chain(scenario_busy)
+                .any(|busy| busy > CLIENT_BUSY_LIMIT)
+            {
                 client_bound.push(format!("`{}`", row.style));
             }
+            let percent = |busy: Option<f64>| {
+                busy.map_or_else(|| "—".to_owned(), |busy| format!("{:.0} %", busy * 100.0))
+            };
             let cell = |value: Option<String>| value.unwrap_or_else(|| "—".to_owned());
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | {} | {} | {} | {}–{} (even {}) | {:.1} µs on {} thread(s) | {} | {} |",
+                "| `{}` | {} | {} | {} | {} | {} | {}–{} (even {}) | {:.1} µs on {} thread(s) | {} / {} | {} |",
                 row.style,
                 cell(bench_rps.map(|rate| format!("{rate:.0}"))),
                 cell(agreement.map(|index| format!("{:.0}", agreed[index].scenario_rps))),
@@ -165,7 +180,8 @@ pub(crate) fn section(
                 row.even_share(),
                 row.client_cpu_us,
                 row.client_threads,
-                cell(client_busy.map(|busy| format!("{:.0} %", busy * 100.0))),
+                percent(client_busy),
+                percent(scenario_busy),
                 cell(row.server_cpu_us.map(|micros| format!("{micros:.1} µs"))),
             );
         }

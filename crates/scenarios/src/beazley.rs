@@ -177,20 +177,26 @@ fn measure(
             expect_prefix: "+PONG".into(),
         },
     };
-    let load = |connections, request: &RequestSpec, duration, rate| {
-        let config = load_config(server.addr(), connections, request.clone(), duration, rate);
+    let load = |connections: usize, request: &RequestSpec, duration| {
+        let mut config = load_config(server.addr(), connections, request.clone(), duration, None);
+        // The same client threads as the criterion bench, so both measure one thing.
+        config.threads = loadgen::THROUGHPUT_CLIENT_THREADS.min(connections);
         loadgen::run(&config, |_| {}).map_err(|source| ScenarioError::Load {
             name: name.to_owned(),
             source,
         })
     };
     let busiest = config.connections.iter().copied().max().unwrap_or(1);
-    load(busiest, &request, config.warm_up, None)?;
+    load(busiest, &request, config.warm_up)?;
     for &connections in &config.connections {
         step(&format!("throughput, {connections} connections"));
         let cpu_before = server.cpu_time();
-        let report = load(connections, &request, config.duration, None)?;
+        let client_before = client_cpu();
+        let report = load(connections, &request, config.duration)?;
+        let client_spent = client_cpu().saturating_sub(client_before);
         let mut row = BeazleyRow::from_report(name, language, Phase::Throughput, &report);
+        row.client_threads = Some(loadgen::THROUGHPUT_CLIENT_THREADS.min(connections));
+        row.client_cpu_us = per_reply(client_spent, report.requests);
         if let Some(spent) = cpu_spent(cpu_before, server.cpu_time()) {
             row.server_cpu_us = per_reply(spent.total(), report.requests);
             row.server_user_us = per_reply(spent.user, report.requests);
@@ -229,6 +235,19 @@ fn measure(
         });
     }
     Ok(())
+}
+
+/// The CPU time (user + system) of this process, which during a phase is the client's:
+/// the server under test is a child process, measured apart.
+fn client_cpu() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(Duration::ZERO, |usage| {
+        let micros = |time: nix::sys::time::TimeVal| {
+            Duration::from_secs(time.tv_sec().max(0) as u64)
+                + Duration::from_micros(time.tv_usec().max(0) as u64)
+        };
+        micros(usage.user_time()) + micros(usage.system_time())
+    })
 }
 
 /// The fewest requests a `redis-benchmark` run sends, so that its rate means something.

@@ -56,6 +56,13 @@ pub struct BeazleyRow {
     /// code, without the kernel's socket work, which every server pays alike.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_user_us: Option<f64>,
+    /// Throughput phase: the client's threads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_threads: Option<usize>,
+    /// Throughput phase: the client's CPU time per reply, µs (this process's, while the
+    /// server ran apart): with the rate and the threads, how busy the client was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cpu_us: Option<f64>,
     /// A `PING` server's throughput row: its rate through `redis-benchmark` with the
     /// same connection count, right after the load generator's phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,6 +102,8 @@ impl BeazleyRow {
             latency_lower_bounds: report.latency_lower_bounds,
             server_cpu_us: None,
             server_user_us: None,
+            client_threads: None,
+            client_cpu_us: None,
             redis_benchmark_rps: None,
             hog_n: None,
             hogs: None,

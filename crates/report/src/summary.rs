@@ -495,9 +495,12 @@ fn paired_notes(out: &mut String, cohort: &CohortRow, workers: Option<usize>) {
             "> Capacity: the engine's probe (`capacity`: the same work items, largest first, from one \
              atomic index on plain threads) ran {} faster than `{}` in the same rounds: what the host's \
              workers offered in this run. Efficiency is each style's time against the probe's, paired \
-             the same way: it does not move when the host gives the workers more or less of a core, so \
-             it is the figure to compare across runs and hosts; the speedups hold for this run.\n",
+             the same way: it does not move when the host gives the workers more or less of a core. \
+             Compare a style across runs and hosts by the ratio against the reference that uses the \
+             same resources: its efficiency when its work uses the workers, its speedup over `{}` \
+             when it runs on one thread; the other figures hold for this run.\n",
             capacity.format_ratio(2),
+            cohort.reference,
             cohort.reference
         );
     }

@@ -121,17 +121,25 @@ fn beazley_scenario_measures_every_phase_and_leaves_no_server() {
             "--no-redis",
             "--peers",
             "none",
+            "--rounds",
+            "3",
+            "--seed",
+            "7",
             "--json",
         ])
         .arg(&json)
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("run the scenario");
-    // Watch the scenario's children while it runs: every one must be gone when it exits.
+    // Watch the scenario's children while it runs: every one must be gone when it exits,
+    // and both servers are up at once while the throughput rounds interleave them.
     let mut servers = std::collections::HashSet::new();
+    let mut most_at_once = 0;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while scenario.try_wait().expect("try_wait").is_none() {
-        servers.extend(common::child_pids(scenario.id()));
+        let children = common::child_pids(scenario.id());
+        most_at_once = most_at_once.max(children.len());
+        servers.extend(children);
         assert!(
             std::time::Instant::now() < deadline,
             "the scenario did not finish"
@@ -141,6 +149,7 @@ fn beazley_scenario_measures_every_phase_and_leaves_no_server() {
     let output = scenario.wait_with_output().expect("output");
     assert!(output.status.success(), "{output:?}");
     assert!(!servers.is_empty(), "the scenario started no server");
+    assert!(most_at_once >= 2, "the servers were never up together");
     for pid in servers {
         assert!(
             !common::process_exists(pid),
@@ -153,12 +162,36 @@ fn beazley_scenario_measures_every_phase_and_leaves_no_server() {
         "{table}"
     );
     assert!(!table.contains("FAILED"), "{table}");
+    assert!(
+        table.contains("3 interleaved rounds") && table.contains("seed 7"),
+        "{table}"
+    );
     let rows: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON file"))
             .expect("JSON rows");
     let _ = std::fs::remove_file(&json);
     // Two styles × (throughput at 1 and 32 connections, hog phases with 1 and 2 hogs).
     assert_eq!(rows.len(), 8, "{rows:#?}");
+    // Each throughput row is the sum of its three slices: its rate lies within theirs.
+    for row in rows.iter().filter(|row| row["phase"] == "throughput") {
+        let rounds: Vec<f64> = row["round_rps"]
+            .as_array()
+            .expect("the rounds' rates")
+            .iter()
+            .filter_map(serde_json::Value::as_f64)
+            .collect();
+        assert_eq!(rounds.len(), 3, "{row}");
+        let rps = row["rps"].as_f64().expect("rps");
+        let (low, high) = rounds
+            .iter()
+            .fold((f64::INFINITY, 0.0_f64), |(low, high), &rate| {
+                (low.min(rate), high.max(rate))
+            });
+        assert!(
+            low > 0.0 && low <= rps * 1.0001 && rps <= high * 1.0001,
+            "{row}"
+        );
+    }
     for row in &rows {
         for field in [
             "style",

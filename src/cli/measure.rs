@@ -76,11 +76,7 @@ impl StoppingArgs {
             ))
             .into());
         }
-        let seed = self.seed.unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |since| since.as_nanos() as u64)
-        });
+        let seed = self.seed.unwrap_or_else(super::seed_from_clock);
         Ok(Plan {
             stopping: Stopping {
                 target: self.target / 100.0,

@@ -66,3 +66,11 @@ impl std::fmt::Display for Exit {
 }
 
 impl std::error::Error for Exit {}
+
+/// A seed for shuffled rounds when none is given: the clock's nanoseconds (printed with
+/// the results, so that a run's order can be repeated).
+fn seed_from_clock() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64)
+}

@@ -73,6 +73,14 @@ struct BeazleyArgs {
     /// Connection counts of the throughput phase, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,32")]
     connections: Vec<usize>,
+    /// Rounds of the throughput phase: every server gets `duration / rounds` at each
+    /// connection count per round, servers in a freshly shuffled order each round, so
+    /// that they are compared over the same minutes of a drifting host.
+    #[arg(long, default_value_t = 6)]
+    rounds: usize,
+    /// The seed of the rounds' order [default: from the clock; printed].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Hog counts of the hog phase, comma-separated: one phase per count [default:
     /// workers − 1, workers, 2 × workers; a fixed pool with as many hogs as workers is
     /// saturated by construction, so the sweep shows below, at and above it].
@@ -218,6 +226,9 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
     if args.probe_connections == 0 {
         bail!("--probe-connections needs at least one connection");
     }
+    if args.rounds == 0 {
+        bail!("--rounds needs at least one round");
+    }
     let hog_counts = if args.hogs.is_empty() {
         default_hog_counts(workers.get())
     } else {
@@ -279,6 +290,8 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
         hog_n: args.hog_n,
         probe_rate: args.probe_rate,
         start_timeout: Duration::from_secs(20),
+        rounds: args.rounds,
+        seed: args.seed.unwrap_or_else(super::seed_from_clock),
     };
 
     let bar = ProgressBar::new(0).with_style(
@@ -487,13 +500,16 @@ fn beazley_table(
         table.push(cells);
     }
     let mut out = format!(
-        "Beazley scenario: {workers} workers per server, {:?} per phase; hog phases: h = {} connections looping fib({}) \
+        "Beazley scenario: {workers} workers per server, {:?} per phase (throughput: {} interleaved rounds, \
+         servers in shuffled order, seed {}); hog phases: h = {} connections looping fib({}) \
          while {} probe connections send fib(1) at {} req/s in all (open loop)\n\
          cpu/req: CPU the server (with its worker processes) spent per reply, from the kernel's accounting; \
          of it user: the part in user space (the rest is the kernel's socket work)\n\
          probe p99 counts from each probe's due time; ≥: some probes were never sent or answered, and count with the \
          time they had waited when the phase ended, so the true p99 is at least that\n\n",
         config.duration,
+        config.rounds,
+        outcome.seed,
         config
             .hog_counts
             .iter()

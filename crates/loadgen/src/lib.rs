@@ -25,8 +25,8 @@ mod report;
 mod run;
 
 pub use connection::{Batch, ClosedLoop, MAX_FIB_REPLY_BYTES, MAX_RAW_REPLY_BYTES};
-pub use report::{LatencySummary, LoadReport};
-pub use run::{LoadConfig, Progress, RequestSpec, StopAfter, run};
+pub use report::{LatencySummary, LoadReport, Recording};
+pub use run::{LoadConfig, Progress, RequestSpec, StopAfter, record, run};
 
 /// Client threads for a closed-loop throughput measurement over many connections, the
 /// same in the criterion bench (`benches/server.rs`) and the Beazley scenario's

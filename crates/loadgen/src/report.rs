@@ -164,6 +164,54 @@ pub struct LoadReport {
     pub latency: LatencySummary,
 }
 
+/// What a load run recorded before it is summarised: its counts and the whole latency
+/// histogram. Several recordings of one configuration (the slices of an interleaved
+/// scenario, say) [`merge`](Self::merge) into one whose [`report`](Self::report) has the
+/// percentiles of all their requests together and the rate over all their time —
+/// never an average of percentiles.
+#[derive(Debug, Clone)]
+pub struct Recording {
+    config: LoadConfig,
+    tally: Tally,
+    elapsed: Duration,
+}
+
+impl Recording {
+    pub(crate) fn new(config: &LoadConfig, tally: Tally, elapsed: Duration) -> Self {
+        Self {
+            config: config.clone(),
+            tally,
+            elapsed,
+        }
+    }
+
+    /// Adds `other`'s requests, latencies and time to this recording.
+    pub fn merge(&mut self, other: &Recording) {
+        self.tally.merge(&other.tally);
+        self.elapsed += other.elapsed;
+    }
+
+    /// Wall time recorded, summed over merged recordings.
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+
+    /// Replies received (right, error and wrong).
+    pub fn requests(&self) -> u64 {
+        self.tally.right + self.tally.server_errors + self.tally.wrong
+    }
+
+    /// Replies per second over the recorded time.
+    pub fn rps(&self) -> f64 {
+        self.requests() as f64 / self.elapsed.as_secs_f64().max(f64::EPSILON)
+    }
+
+    /// The summary, as [`crate::run`] returns it.
+    pub fn report(&self) -> LoadReport {
+        LoadReport::new(&self.config, &self.tally, self.elapsed)
+    }
+}
+
 impl LoadReport {
     pub(crate) fn new(config: &LoadConfig, tally: &Tally, elapsed: Duration) -> Self {
         let requests = tally.right + tally.server_errors + tally.wrong;

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::LoadError;
 use crate::connection::{Connection, Exchange};
-use crate::report::{LoadReport, Tally};
+use crate::report::{LoadReport, Recording, Tally};
 
 /// What each request is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,8 +80,17 @@ pub struct Progress {
 /// the server at all. Individual failed requests are counted in the report.
 pub fn run(
     config: &LoadConfig,
-    mut on_progress: impl FnMut(Progress),
+    on_progress: impl FnMut(Progress),
 ) -> Result<LoadReport, LoadError> {
+    record(config, on_progress).map(|recording| recording.report())
+}
+
+/// Runs the load like [`run`], and returns the recording itself, so that several runs
+/// can be merged before they are summarised.
+pub fn record(
+    config: &LoadConfig,
+    mut on_progress: impl FnMut(Progress),
+) -> Result<Recording, LoadError> {
     validate(config)?;
     let exchange = Exchange::new(&config.request)?;
     // Fail early, with a clear error, when the server is not there at all.
@@ -126,7 +135,7 @@ pub fn run(
             .map_err(|_| LoadError::Runtime(std::io::Error::other("a client thread panicked")))??;
         total.merge(&tally);
     }
-    Ok(LoadReport::new(config, &total, start.elapsed()))
+    Ok(Recording::new(config, total, start.elapsed()))
 }
 
 fn validate(config: &LoadConfig) -> Result<(), LoadError> {

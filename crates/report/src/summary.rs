@@ -1034,6 +1034,7 @@ mod tests {
             server_user_us: None,
             client_threads: None,
             client_cpu_us: None,
+            round_rps: Vec::new(),
             redis_benchmark_rps: None,
             hog_n: Some(35),
             hogs: Some(hogs),

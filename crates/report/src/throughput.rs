@@ -27,6 +27,18 @@ pub struct Agreement {
     pub scenario_rps: f64,
     /// The share of the scenario client's threads' time it used, when recorded.
     pub scenario_client_busy: Option<f64>,
+    /// The slowest and fastest of the scenario's interleaved rounds, when it recorded
+    /// them: how far the host moved this server's rate during the scenario.
+    pub scenario_rounds: Option<(f64, f64)>,
+}
+
+impl Agreement {
+    /// Whether the bench's rate lies within the range of the scenario's rounds (`None`
+    /// when the scenario recorded no rounds).
+    pub fn bench_within_rounds(&self) -> Option<bool> {
+        self.scenario_rounds
+            .map(|(low, high)| (low..=high).contains(&self.bench_rps))
+    }
 }
 
 /// Every server both measured at `connections`, fastest by the bench first.
@@ -55,11 +67,20 @@ pub fn agreements(
                     .client_cpu_us
                     .zip(scenario.client_threads)
                     .map(|(micros, threads)| micros * scenario.rps / 1e6 / threads.max(1) as f64),
+                scenario_rounds: round_range(&scenario.round_rps),
             })
         })
         .collect();
     rows.sort_by(|a, b| b.bench_rps.total_cmp(&a.bench_rps));
     rows
+}
+
+/// The smallest and largest of `rates`; `None` when there are none.
+fn round_range(rates: &[f64]) -> Option<(f64, f64)> {
+    let first = *rates.first()?;
+    Some(rates.iter().fold((first, first), |(low, high), &rate| {
+        (low.min(rate), high.max(rate))
+    }))
 }
 
 /// Ranks of `values`, 1 for the largest; tied values share the mean of their ranks.
@@ -118,7 +139,11 @@ pub(crate) fn section(
         "#### The bench beside the scenario\n\n\
          The same rate measured twice: by criterion's `throughput` bench (steady-state windows of \
          requests claimed from a shared count) and by the Beazley scenario's throughput phase (a \
-         fixed time). Beside them, from the bench: the fewest and most replies one connection got \
+         fixed time). Criterion measures each server in a block of its own, one after another; the \
+         scenario interleaves them, a slice of each server per round in shuffled order, so its \
+         ranking is the one to quote, and \"scenario rounds\" shows how far the host moved each \
+         server's rate while it ran. A bench rate outside that range was taken by criterion at a \
+         moment the host was slower or faster than during the scenario. Beside them, from the bench: the fewest and most replies one connection got \
          in a window (a server that starves some connections is worse, whatever its total), and \
          the CPU per request of the client and of the server. Both clients use the same threads \
          (`loadgen::THROUGHPUT_CLIENT_THREADS`); \"client busy\" is the share of the client \
@@ -132,8 +157,8 @@ pub(crate) fn section(
         let (bench_ranks, scenario_ranks) = (ranks(&bench_rates), ranks(&scenario_rates));
         let _ = writeln!(
             out,
-            "| c={connections} server | bench req/s | scenario req/s | bench ÷ scenario | rank: bench | rank: scenario | replies per connection per window | client CPU per request | client busy: bench / scenario | server CPU per request |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "| c={connections} server | bench req/s | scenario req/s | scenario rounds | bench ÷ scenario | rank: bench | rank: scenario | replies per connection per window | client CPU per request | client busy: bench / scenario | server CPU per request |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         let mut client_bound = Vec::new();
         for row in bench_rows
@@ -165,10 +190,15 @@ pub(crate) fn section(
             let cell = |value: Option<String>| value.unwrap_or_else(|| "—".to_owned());
             let _ = writeln!(
                 out,
-                "| `{}` | {} | {} | {} | {} | {} | {}–{} (even {}) | {:.1} µs on {} thread(s) | {} / {} | {} |",
+                "| `{}` | {} | {} | {} | {} | {} | {} | {}–{} (even {}) | {:.1} µs on {} thread(s) | {} / {} | {} |",
                 row.style,
                 cell(bench_rps.map(|rate| format!("{rate:.0}"))),
                 cell(agreement.map(|index| format!("{:.0}", agreed[index].scenario_rps))),
+                cell(
+                    agreement
+                        .and_then(|index| agreed[index].scenario_rounds)
+                        .map(|(low, high)| format!("{low:.0}–{high:.0}"))
+                ),
                 cell(agreement.map(|index| format!(
                     "{:.2}",
                     agreed[index].bench_rps / agreed[index].scenario_rps
@@ -200,13 +230,26 @@ pub(crate) fn section(
             .zip(&scenario_ranks)
             .filter(|(a, b)| a == b)
             .count();
+        let with_rounds: Vec<bool> = agreed
+            .iter()
+            .filter_map(Agreement::bench_within_rounds)
+            .collect();
+        let within = if with_rounds.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} of {} bench rates lie within the range of the scenario's rounds",
+                with_rounds.iter().filter(|within| **within).count(),
+                with_rounds.len()
+            )
+        };
         match spearman(&bench_rates, &scenario_rates) {
             Some(rho) => {
                 let _ = writeln!(
                     out,
                     "> c={connections}: {} servers measured by both; Spearman's rank correlation of the two \
                      rates **{rho:.2}** (1.00: the same order); {same_order} of {} hold the same rank; the \
-                     bench's rate is {low:.2}–{high:.2}× the scenario's.\n",
+                     bench's rate is {low:.2}–{high:.2}× the scenario's{within}.\n",
                     agreed.len(),
                     agreed.len()
                 );
@@ -261,5 +304,27 @@ mod tests {
         assert!(close(spearman(&a, &[2.0, 1.0, 3.0, 4.0]), 0.8));
         assert_eq!(spearman(&a[..2], &a[..2]), None);
         assert_eq!(spearman(&a, &[1.0; 4]), None);
+    }
+
+    #[test]
+    fn a_bench_rate_is_placed_against_the_scenario_rounds() {
+        let agreement = |bench_rps, rounds: &[f64]| Agreement {
+            style: "tokio".into(),
+            connections: 32,
+            bench_rps,
+            scenario_rps: 100.0,
+            scenario_client_busy: None,
+            scenario_rounds: round_range(rounds),
+        };
+        assert_eq!(
+            agreement(95.0, &[90.0, 110.0, 100.0]).bench_within_rounds(),
+            Some(true)
+        );
+        assert_eq!(
+            agreement(60.0, &[90.0, 110.0, 100.0]).bench_within_rounds(),
+            Some(false)
+        );
+        assert_eq!(agreement(60.0, &[]).bench_within_rounds(), None);
+        assert_eq!(round_range(&[3.0, 1.0, 2.0]), Some((1.0, 3.0)));
     }
 }

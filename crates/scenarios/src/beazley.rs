@@ -1,9 +1,12 @@
 //! The Beazley scenario: the seed's two clients against every server.
 //!
-//! For each server, in a child process of its own:
+//! Every server runs in a child process of its own; all are started first and stay up,
+//! idle, while the others are measured:
 //!
 //! 1. **throughput** (the seed's `perf2`): `fib(1)` requests, closed loop, at each
-//!    connection count in turn — requests per second and latency;
+//!    connection count — requests per second and latency. Measured in interleaved
+//!    rounds: each round gives every server a slice of the phase, in a freshly shuffled
+//!    order, so servers are compared over the same minutes of a drifting host;
 //! 2. **hog** (the seed's `perf1`, inverted): for each hog count of the sweep, that many
 //!    connections loop a long `fib(n)` while the probe connections send `fib(1)` at a
 //!    fixed rate, open loop — does one slow request stall the others? The sweep runs
@@ -73,6 +76,11 @@ pub struct BeazleyConfig {
     pub probe_rate: f64,
     /// How long a server may take to start.
     pub start_timeout: Duration,
+    /// Rounds of the throughput phase: each contender gets `duration / rounds` per
+    /// connection count per round, in a freshly shuffled order each round.
+    pub rounds: usize,
+    /// Seeds the rounds' order; recorded in the outcome so that a run can be repeated.
+    pub seed: u64,
 }
 
 /// What happened to each contender.
@@ -82,6 +90,8 @@ pub struct BeazleyOutcome {
     pub rows: Vec<BeazleyRow>,
     /// Contenders that could not be measured (fully), with the reason.
     pub failures: Vec<(String, String)>,
+    /// The seed of the rounds' order.
+    pub seed: u64,
 }
 
 /// A step of the scenario, for progress reports.
@@ -106,37 +116,86 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a server has to exit after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// Runs the scenario for every contender in turn; a contender that fails is recorded
-/// in the outcome and the scenario carries on with the next.
+/// Runs the scenario; a contender that fails is recorded in the outcome, stopped, and
+/// the scenario carries on with the others.
+///
+/// Every contender is started first and stays up, idle, while the others are measured.
+/// The throughput phase then runs in [`BeazleyConfig::rounds`] rounds: each round visits
+/// every contender once, in a freshly shuffled order (seeded by
+/// [`BeazleyConfig::seed`]), for a slice of `duration / rounds` at each connection
+/// count, so a host that drifts over minutes moves every contender alike instead of
+/// whichever happened to run during a slow minute. A contender's rate and percentiles
+/// are those of all its slices together. The hog phases, which load one server for
+/// seconds, follow per contender.
 pub fn run(
     config: &BeazleyConfig,
     registry: &ChildRegistry,
     mut on_step: impl FnMut(Step<'_>),
 ) -> BeazleyOutcome {
-    let total = config
-        .contenders
-        .iter()
-        .map(|contender| steps(config, contender))
-        .sum();
-    let mut outcome = BeazleyOutcome::default();
-    let mut first_step = 0;
+    let total = total_steps(config);
+    let mut done = 0;
+    let mut step = |name: &str, activity: &str| {
+        on_step(Step {
+            name,
+            activity,
+            done,
+            total,
+        });
+        done += 1;
+    };
+    let mut outcome = BeazleyOutcome {
+        seed: config.seed,
+        ..BeazleyOutcome::default()
+    };
+    let mut alive: Vec<Measured<'_>> = Vec::new();
     for contender in &config.contenders {
         let name = contender.command.name.as_str();
-        let mut done = first_step;
-        let result = measure(config, contender, registry, &mut outcome.rows, |activity| {
-            on_step(Step {
+        step(name, "starting");
+        match ServerChild::start(&contender.command, registry, config.start_timeout).and_then(
+            |server| {
+                // Warm up: connections, threads, caches, before any slice is timed.
+                let busiest = config.connections.iter().copied().max().unwrap_or(1);
+                let warm_up = throughput_config(&server, contender, busiest, config.warm_up);
+                loadgen::record(&warm_up, |_| {}).map_err(|source| ScenarioError::Load {
+                    name: name.to_owned(),
+                    source,
+                })?;
+                Ok(server)
+            },
+        ) {
+            Ok(server) => alive.push(Measured::new(contender, server, config)),
+            Err(error) => outcome.failures.push((name.to_owned(), error.to_string())),
+        }
+    }
+
+    let mut rng = measure::stats::run_rng(config.seed);
+    let rounds = config.rounds.max(1);
+    let slice = config.duration / u32::try_from(rounds).unwrap_or(u32::MAX);
+    for round in 0..rounds {
+        for index in measure::stats::round_order(&mut rng, alive.len()) {
+            let measured = &mut alive[index];
+            let name = measured.contender.command.name.as_str();
+            step(
                 name,
-                activity,
-                done,
-                total,
-            });
-            done += 1;
+                &format!("throughput, round {} of {rounds}", round + 1),
+            );
+            if measured.failure.is_some() {
+                continue;
+            }
+            if let Err(error) = measured.slice(slice) {
+                measured.failure = Some(error.to_string());
+            }
+        }
+    }
+
+    for measured in alive {
+        let name = measured.contender.command.name.clone();
+        let result = measured.finish(config, registry, &mut outcome.rows, |activity| {
+            step(&name, activity)
         });
         if let Err(error) = result {
-            outcome.failures.push((name.to_owned(), error.to_string()));
+            outcome.failures.push((name, error));
         }
-        // A contender that failed early skips its remaining steps.
-        first_step += steps(config, contender);
     }
     on_step(Step {
         name: "",
@@ -147,29 +206,201 @@ pub fn run(
     outcome
 }
 
-/// The progress steps of one contender: start, each phase.
-fn steps(config: &BeazleyConfig, contender: &Contender) -> usize {
-    let hog = if contender.protocol == Protocol::Fib {
-        config.hog_counts.len()
-    } else {
-        0
-    };
-    let per_count = 1 + usize::from(contender.redis_benchmark.is_some());
-    1 + config.connections.len() * per_count + hog
+/// The progress steps of the scenario: each contender's start, its visit in each round,
+/// its `redis-benchmark` runs and its hog phases, and a stop.
+fn total_steps(config: &BeazleyConfig) -> usize {
+    config
+        .contenders
+        .iter()
+        .map(|contender| {
+            let hog = if contender.protocol == Protocol::Fib {
+                config.hog_counts.len()
+            } else {
+                0
+            };
+            let redis = config.connections.len() * usize::from(contender.redis_benchmark.is_some());
+            1 + config.rounds.max(1) + redis + hog + 1
+        })
+        .sum()
 }
 
-/// Measures one contender, appending its rows.
-fn measure(
-    config: &BeazleyConfig,
+/// One running contender and what its throughput slices have added up to so far.
+struct Measured<'a> {
+    contender: &'a Contender,
+    server: ServerChild,
+    /// Per connection count, in the order of [`BeazleyConfig::connections`].
+    counts: Vec<CountTally>,
+    /// The first error of a slice: the contender is measured no further.
+    failure: Option<String>,
+}
+
+/// What the slices at one connection count added up to.
+struct CountTally {
+    connections: usize,
+    recording: Option<loadgen::Recording>,
+    round_rps: Vec<f64>,
+    server_cpu: Option<CpuTime>,
+    client_cpu: Duration,
+}
+
+impl<'a> Measured<'a> {
+    fn new(contender: &'a Contender, server: ServerChild, config: &BeazleyConfig) -> Self {
+        let counts = config
+            .connections
+            .iter()
+            .map(|&connections| CountTally {
+                connections,
+                recording: None,
+                round_rps: Vec::new(),
+                server_cpu: Some(CpuTime::default()),
+                client_cpu: Duration::ZERO,
+            })
+            .collect();
+        Self {
+            contender,
+            server,
+            counts,
+            failure: None,
+        }
+    }
+
+    /// One slice of `slice` at every connection count.
+    fn slice(&mut self, slice: Duration) -> Result<(), ScenarioError> {
+        let name = self.contender.command.name.as_str();
+        for count in &mut self.counts {
+            let load = throughput_config(&self.server, self.contender, count.connections, slice);
+            let cpu_before = self.server.cpu_time();
+            let client_before = client_cpu();
+            let recording =
+                loadgen::record(&load, |_| {}).map_err(|source| ScenarioError::Load {
+                    name: name.to_owned(),
+                    source,
+                })?;
+            count.client_cpu += client_cpu().saturating_sub(client_before);
+            count.server_cpu = match (
+                count.server_cpu,
+                cpu_spent(cpu_before, self.server.cpu_time()),
+            ) {
+                (Some(sum), Some(spent)) => Some(CpuTime {
+                    user: sum.user + spent.user,
+                    system: sum.system + spent.system,
+                }),
+                _ => None,
+            };
+            count.round_rps.push(recording.rps());
+            match &mut count.recording {
+                Some(sum) => sum.merge(&recording),
+                None => count.recording = Some(recording),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the throughput rows, runs `redis-benchmark` and the hog phases, and stops
+    /// the server; an error says what failed.
+    fn finish(
+        self,
+        config: &BeazleyConfig,
+        registry: &ChildRegistry,
+        rows: &mut Vec<BeazleyRow>,
+        mut step: impl FnMut(&str),
+    ) -> Result<(), String> {
+        let result = self.rows_and_hogs(config, registry, rows, &mut step);
+        step("stopping");
+        let stopped = self.server.stop(STOP_GRACE);
+        result?;
+        if !stopped {
+            return Err(ScenarioError::ServerStart {
+                name: self.contender.command.name.clone(),
+                message: "did not exit cleanly within 5 s of SIGTERM".into(),
+            }
+            .to_string());
+        }
+        Ok(())
+    }
+
+    fn rows_and_hogs(
+        &self,
+        config: &BeazleyConfig,
+        registry: &ChildRegistry,
+        rows: &mut Vec<BeazleyRow>,
+        step: &mut impl FnMut(&str),
+    ) -> Result<(), String> {
+        if let Some(failure) = &self.failure {
+            return Err(failure.clone());
+        }
+        let contender = self.contender;
+        let (name, language) = (contender.command.name.as_str(), contender.language.as_str());
+        for count in &self.counts {
+            let Some(recording) = &count.recording else {
+                continue;
+            };
+            let report = recording.report();
+            let mut row = BeazleyRow::from_report(name, language, Phase::Throughput, &report);
+            row.client_threads = Some(client_threads(count.connections));
+            row.client_cpu_us = per_reply(count.client_cpu, report.requests);
+            if let Some(spent) = count.server_cpu {
+                row.server_cpu_us = per_reply(spent.total(), report.requests);
+                row.server_user_us = per_reply(spent.user, report.requests);
+            }
+            row.round_rps = count.round_rps.clone();
+            if let Some(program) = &contender.redis_benchmark {
+                step(&format!(
+                    "redis-benchmark, {} connections",
+                    count.connections
+                ));
+                // As many requests as our client answered: about as long a run.
+                let requests = report.requests.max(MIN_REDIS_BENCHMARK_REQUESTS);
+                let rps = redis_benchmark_rps(
+                    program,
+                    registry,
+                    self.server.addr(),
+                    count.connections,
+                    requests,
+                )
+                .map_err(|message| {
+                    ScenarioError::ReferenceClient {
+                        name: name.to_owned(),
+                        message,
+                    }
+                    .to_string()
+                })?;
+                row.redis_benchmark_rps = Some(rps);
+            }
+            rows.push(row);
+        }
+        if contender.protocol == Protocol::Fib {
+            for &hog_count in &config.hog_counts {
+                step(&format!(
+                    "{hog_count} hogs of fib({}) + probe",
+                    config.hog_n
+                ));
+                let (probe, hogs) = hog_phase(config, hog_count, self.server.addr(), name)
+                    .map_err(|error| error.to_string())?;
+                let mut row = BeazleyRow::from_report(name, language, Phase::Hog, &probe);
+                row.hog_n = Some(config.hog_n);
+                row.hogs = Some(hog_count);
+                row.hog_requests = Some(hogs.requests);
+                rows.push(row);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The client threads of a throughput slice: the criterion bench's, so both measure one
+/// thing.
+fn client_threads(connections: usize) -> usize {
+    loadgen::THROUGHPUT_CLIENT_THREADS.min(connections)
+}
+
+/// A closed-loop throughput load of `contender`'s request over `connections`.
+fn throughput_config(
+    server: &ServerChild,
     contender: &Contender,
-    registry: &ChildRegistry,
-    rows: &mut Vec<BeazleyRow>,
-    mut step: impl FnMut(&str),
-) -> Result<(), ScenarioError> {
-    let name = contender.command.name.as_str();
-    let language = contender.language.as_str();
-    step("starting");
-    let server = ServerChild::start(&contender.command, registry, config.start_timeout)?;
+    connections: usize,
+    duration: Duration,
+) -> LoadConfig {
     let request = match contender.protocol {
         Protocol::Fib => RequestSpec::Fib { n: 1 },
         Protocol::Ping => RequestSpec::Raw {
@@ -177,64 +408,9 @@ fn measure(
             expect_prefix: "+PONG".into(),
         },
     };
-    let load = |connections: usize, request: &RequestSpec, duration| {
-        let mut config = load_config(server.addr(), connections, request.clone(), duration, None);
-        // The same client threads as the criterion bench, so both measure one thing.
-        config.threads = loadgen::THROUGHPUT_CLIENT_THREADS.min(connections);
-        loadgen::run(&config, |_| {}).map_err(|source| ScenarioError::Load {
-            name: name.to_owned(),
-            source,
-        })
-    };
-    let busiest = config.connections.iter().copied().max().unwrap_or(1);
-    load(busiest, &request, config.warm_up)?;
-    for &connections in &config.connections {
-        step(&format!("throughput, {connections} connections"));
-        let cpu_before = server.cpu_time();
-        let client_before = client_cpu();
-        let report = load(connections, &request, config.duration)?;
-        let client_spent = client_cpu().saturating_sub(client_before);
-        let mut row = BeazleyRow::from_report(name, language, Phase::Throughput, &report);
-        row.client_threads = Some(loadgen::THROUGHPUT_CLIENT_THREADS.min(connections));
-        row.client_cpu_us = per_reply(client_spent, report.requests);
-        if let Some(spent) = cpu_spent(cpu_before, server.cpu_time()) {
-            row.server_cpu_us = per_reply(spent.total(), report.requests);
-            row.server_user_us = per_reply(spent.user, report.requests);
-        }
-        if let Some(program) = &contender.redis_benchmark {
-            step(&format!("redis-benchmark, {connections} connections"));
-            // As many requests as our client answered in the phase: about as long a run.
-            let requests = report.requests.max(MIN_REDIS_BENCHMARK_REQUESTS);
-            let rps = redis_benchmark_rps(program, registry, server.addr(), connections, requests)
-                .map_err(|message| ScenarioError::ReferenceClient {
-                    name: name.to_owned(),
-                    message,
-                })?;
-            row.redis_benchmark_rps = Some(rps);
-        }
-        rows.push(row);
-    }
-    if contender.protocol == Protocol::Fib {
-        for &hog_count in &config.hog_counts {
-            step(&format!(
-                "{hog_count} hogs of fib({}) + probe",
-                config.hog_n
-            ));
-            let (probe, hogs) = hog_phase(config, hog_count, server.addr(), name)?;
-            let mut row = BeazleyRow::from_report(name, language, Phase::Hog, &probe);
-            row.hog_n = Some(config.hog_n);
-            row.hogs = Some(hog_count);
-            row.hog_requests = Some(hogs.requests);
-            rows.push(row);
-        }
-    }
-    if !server.stop(STOP_GRACE) {
-        return Err(ScenarioError::ServerStart {
-            name: name.to_owned(),
-            message: "did not exit cleanly within 5 s of SIGTERM".into(),
-        });
-    }
-    Ok(())
+    let mut config = load_config(server.addr(), connections, request, duration, None);
+    config.threads = client_threads(connections);
+    config
 }
 
 /// The CPU time (user + system) of this process, which during a phase is the client's:

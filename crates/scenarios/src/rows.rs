@@ -63,6 +63,10 @@ pub struct BeazleyRow {
     /// server ran apart): with the rate and the threads, how busy the client was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cpu_us: Option<f64>,
+    /// Throughput phase: the rate of each round's slice, in round order (the phase runs
+    /// in interleaved rounds; `rps` is over all of them together).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub round_rps: Vec<f64>,
     /// A `PING` server's throughput row: its rate through `redis-benchmark` with the
     /// same connection count, right after the load generator's phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -104,6 +108,7 @@ impl BeazleyRow {
             server_user_us: None,
             client_threads: None,
             client_cpu_us: None,
+            round_rps: Vec::new(),
             redis_benchmark_rps: None,
             hog_n: None,
             hogs: None,

@@ -4,7 +4,7 @@
 #   reports/produce.sh
 #
 # Run it from a clean, committed tree on a machine left otherwise idle; it takes about
-# 35 minutes on two cores. Steps:
+# 45 minutes on two cores. Steps:
 #
 # 1. installs redis-server and redis-benchmark when they are missing and this is a
 #    Debian-like machine run as root (the loopback ceiling row, and the check of the
@@ -14,7 +14,8 @@
 # 3. `cargo bench` (cpu, server, tasks: criterion's medians and HTML), the measurement
 #    engine (`concbench measure`: the paired speedups and the noise gauge the report
 #    quotes), the Beazley scenario (with the Python peers when python3 is on PATH), the
-#    tasks scenario, then `concbench report`.
+#    tasks scenario, the connections (C10K) and io (waiting on a backend) scenarios,
+#    then `concbench report`.
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
@@ -54,4 +55,6 @@ concbench="$CARGO_TARGET_DIR/release/concbench"
 "$concbench" measure
 "$concbench" scenario beazley
 "$concbench" scenario tasks
+"$concbench" scenario connections
+"$concbench" scenario io
 "$concbench" report

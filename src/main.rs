@@ -28,6 +28,8 @@ enum Command {
     List(cli::list::ListArgs),
     /// Run one style's fib server until SIGINT or SIGTERM.
     Serve(cli::serve::ServeArgs),
+    /// Run the slow backend that answers `wait N` requests, until SIGINT or SIGTERM.
+    Backend(cli::backend::BackendArgs),
     /// Drive a server with load and report its rate and latency percentiles.
     Load(cli::load::LoadArgs),
     /// Run a scenario criterion cannot express (servers in child processes, task costs).
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::List(list_args) => cli::list::run(&list_args),
         Command::Serve(serve_args) => cli::serve::run(&serve_args),
+        Command::Backend(backend_args) => cli::backend::run(&backend_args),
         Command::Load(load_args) => cli::load::run(&load_args),
         Command::Scenario(scenario_args) => cli::scenario::run(&scenario_args),
         Command::Report(report_args) => cli::report::run(&report_args),

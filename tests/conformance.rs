@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use workloads::server::ServeConfig;
 use workloads::tasks;
-use workloads::{FibBatch, ForkJoin, Style, StyleError, Support, Workload};
+use workloads::{FibBatch, ForkJoin, ServerModel, Style, StyleError, Support, Workload};
 
 /// Runs `workload` on `style` with every test input set and checks each answer.
 fn check_workload(style: &str, workload: Workload) {
@@ -23,6 +23,15 @@ fn check_workload(style: &str, workload: Workload) {
         (entry.build)(&common::style_config()).unwrap_or_else(|error| panic!("{style}: {error}"));
     match (entry.support)(workload) {
         Support::Runs => run_and_check(built.as_ref(), workload),
+        // One `serve` answers every network workload, so it cannot refuse one of them:
+        // the only honest reason a server cannot hold many connections is that it
+        // serves one at a time.
+        Support::NotApplicable(_)
+            if workload == Workload::Connections
+                && (entry.support)(Workload::Throughput) == Support::Runs =>
+        {
+            assert_eq!(entry.server_model, ServerModel::Iterative, "{style}");
+        }
         Support::NotApplicable(declared) => match run_once(built.as_ref(), workload) {
             Err(StyleError::NotApplicable(refused)) => assert_eq!(refused, declared),
             other => panic!("{style} declares {workload} n/a but returned {other:?}"),
@@ -103,16 +112,69 @@ fn run_and_check(style: &dyn Style, workload: Workload) {
         // through the binary; this checks the in-process contract: serve, answer, stop.
         Workload::Throughput => serve_and_ask(style, b"1\n10\n", &["1", "55"]),
         Workload::HogLatency => serve_and_ask(style, b"25\n1\n", &["75025", "1"]),
+        Workload::Connections => hold_many_connections(style, 200),
+        Workload::IoWait => {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind the backend");
+            let backend = backend::Backend::start(
+                listener,
+                backend::BackendConfig {
+                    delay: Duration::from_millis(10),
+                    threads: std::num::NonZeroUsize::MIN,
+                },
+            )
+            .expect("start the backend");
+            let config = ServeConfig {
+                backend: Some(backend.local_addr()),
+                ..ServeConfig::default()
+            };
+            serve_and_ask_with(style, config, b"wait 10\n3\nwait 1\n", &["55", "2", "1"]);
+            assert_eq!(backend.answered(), 2, "one backend request per wait");
+        }
     }
+}
+
+/// Opens `n_connections` connections to `style`'s server and asks a request on each
+/// while all of them stay open: the server holds them at once.
+fn hold_many_connections(style: &dyn Style, n_connections: usize) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let server = style
+        .serve(listener, ServeConfig::default())
+        .expect("serve");
+    let mut clients: Vec<BufReader<TcpStream>> = (0..n_connections)
+        .map(|_| {
+            let stream = TcpStream::connect(server.local_addr()).expect("connect");
+            stream
+                .set_read_timeout(Some(Duration::from_secs(15)))
+                .expect("timeout");
+            BufReader::new(stream)
+        })
+        .collect();
+    for round in 0..2 {
+        for client in &mut clients {
+            client.get_mut().write_all(b"12\n").expect("write");
+        }
+        for (connection_idx, client) in clients.iter_mut().enumerate() {
+            let mut line = String::new();
+            client.read_line(&mut line).unwrap_or_else(|error| {
+                panic!("round {round}, connection {connection_idx}: {error}")
+            });
+            assert_eq!(line, "144\n", "round {round}, connection {connection_idx}");
+        }
+    }
+    drop(clients);
+    server.stop();
 }
 
 /// Starts `style`'s server in this process, sends `requests`, checks the `replies`, and
 /// stops the server.
 fn serve_and_ask(style: &dyn Style, requests: &[u8], replies: &[&str]) {
+    serve_and_ask_with(style, ServeConfig::default(), requests, replies);
+}
+
+/// [`serve_and_ask`] with a server configuration of its own.
+fn serve_and_ask_with(style: &dyn Style, config: ServeConfig, requests: &[u8], replies: &[&str]) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let server = style
-        .serve(listener, ServeConfig::default())
-        .expect("serve");
+    let server = style.serve(listener, config).expect("serve");
     let stream = TcpStream::connect(server.local_addr()).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(15)))
@@ -155,7 +217,7 @@ fn run_once(style: &dyn Style, workload: Workload) -> Result<(), StyleError> {
         Workload::Spawn => style.spawn(1).map(drop),
         Workload::PingPong => style.ping_pong(1).map(drop),
         Workload::Sleepers => style.sleepers(1, Duration::from_millis(1)).map(drop),
-        Workload::Throughput | Workload::HogLatency => {
+        Workload::Throughput | Workload::HogLatency | Workload::Connections | Workload::IoWait => {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
             style.serve(listener, ServeConfig::default()).map(drop)
         }
@@ -207,6 +269,16 @@ macro_rules! conformance {
                 fn hog_latency() {
                     check_workload($style, Workload::HogLatency);
                 }
+
+                #[test]
+                fn connections() {
+                    check_workload($style, Workload::Connections);
+                }
+
+                #[test]
+                fn io_wait() {
+                    check_workload($style, Workload::IoWait);
+                }
             }
         )*
 
@@ -253,7 +325,9 @@ fn every_workload_has_a_conformance_test() {
             | Workload::PingPong
             | Workload::Sleepers
             | Workload::Throughput
-            | Workload::HogLatency => {}
+            | Workload::HogLatency
+            | Workload::Connections
+            | Workload::IoWait => {}
         }
     }
 }

@@ -69,7 +69,12 @@ impl Client {
     }
 
     fn ask(&mut self, n: u32) -> String {
-        self.send(format!("{n}\n").as_bytes());
+        self.send_line(&n.to_string())
+    }
+
+    /// Sends `request` and a newline, and returns the reply line.
+    fn send_line(&mut self, request: &str) -> String {
+        self.send(format!("{request}\n").as_bytes());
         self.line()
     }
 }
@@ -314,6 +319,160 @@ fn a_killed_server_leaves_no_process(server: Server) {
     }
 }
 
+/// Whether the server serves one connection at a time (`seq`).
+fn is_iterative(server: Server) -> bool {
+    match server {
+        Server::Style(style) => catalog::find(style)
+            .is_some_and(|entry| entry.server_model == workloads::ServerModel::Iterative),
+        Server::Python(_) => false,
+    }
+}
+
+/// A backend on a free loopback port that answers after `delay`, stopped on drop.
+fn start_backend(delay: Duration) -> backend::Backend {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the backend");
+    backend::Backend::start(
+        listener,
+        backend::BackendConfig {
+            delay,
+            threads: std::num::NonZeroUsize::MIN,
+        },
+    )
+    .expect("start the backend")
+}
+
+fn relays_waits_in_order_with_plain_requests(server: Server) {
+    if !server.available() {
+        return;
+    }
+    let backend = start_backend(Duration::from_millis(20));
+    let addr = backend.local_addr().to_string();
+    let process = ServerProcess::start_server_with(server, MAX_N, &["--backend", &addr]);
+    let mut client = Client::connect(process.addr());
+    assert_eq!(client.send_line("wait 10"), answer(10));
+    // Pipelined, mixed with plain requests: answered in order.
+    client.send(b"wait 3\n4\nwait 5\r\nwait 30\n");
+    for n in [3, 4, 5, 30] {
+        assert_eq!(client.line(), answer(n), "reply to request {n}");
+    }
+    // The wait form obeys max-n and answers bad numbers like the plain form.
+    client.send(b"wait 31\nwait x\nwait \n");
+    assert_eq!(
+        client.line(),
+        format!("error: out of range: n must be at most {MAX_N}")
+    );
+    assert_eq!(client.line(), "error: not a number");
+    assert_eq!(client.line(), "error: empty request");
+    if is_iterative(server) {
+        return;
+    }
+    // Many clients waiting at once all get their answers.
+    let mut clients: Vec<Client> = (0..20).map(|_| Client::connect(process.addr())).collect();
+    for client in &mut clients {
+        client.send(b"wait 1\n");
+    }
+    for client in &mut clients {
+        assert_eq!(client.line(), "1");
+    }
+    // One backend request per wait: 1 + 3 + 20.
+    assert_eq!(backend.answered(), 24);
+}
+
+fn answers_backend_failures_and_keeps_the_connection(server: Server) {
+    if !server.available() {
+        return;
+    }
+    // Nothing listens on a port that was just free.
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .to_string();
+    let process = ServerProcess::start_server_with(server, MAX_N, &["--backend", &nowhere]);
+    let mut client = Client::connect(process.addr());
+    let reply = client.send_line("wait 3");
+    assert!(
+        reply.starts_with("error: backend: cannot connect"),
+        "reply {reply:?}"
+    );
+    assert_eq!(client.ask(7), answer(7));
+    drop(client);
+    drop(process);
+
+    // Without --backend, a wait request is an error reply.
+    let process = ServerProcess::start_server(server, MAX_N);
+    let mut client = Client::connect(process.addr());
+    assert_eq!(
+        client.send_line("wait 3"),
+        "error: backend: no backend configured (serve --backend ADDR)"
+    );
+    assert_eq!(client.ask(7), answer(7));
+    drop(client);
+    drop(process);
+
+    // A backend that dies mid-run harms no connection: waits become error replies,
+    // plain requests go on, on the waiting connection and on others.
+    let backend = start_backend(Duration::from_millis(5));
+    let addr = backend.local_addr().to_string();
+    let process = ServerProcess::start_server_with(server, MAX_N, &["--backend", &addr]);
+    let mut client = Client::connect(process.addr());
+    assert_eq!(client.send_line("wait 6"), answer(6));
+    backend.stop();
+    let reply = client.send_line("wait 6");
+    assert!(reply.starts_with("error: backend: "), "reply {reply:?}");
+    assert_eq!(client.ask(8), answer(8));
+    if is_iterative(server) {
+        // It serves the next connection only once this one has left.
+        drop(client);
+    }
+    let mut other = Client::connect(process.addr());
+    assert_eq!(other.ask(9), answer(9));
+    let reply = other.send_line("wait 2");
+    assert!(reply.starts_with("error: backend: "), "reply {reply:?}");
+}
+
+fn answers_the_seeds_clients_with_seed_framing(server: Server) {
+    let process = ServerProcess::start_server_with(server, MAX_N, &["--framing", "seed"]);
+    // A stand-in for the seed's perf2.py: `1` with no newline, then up to 100 bytes.
+    let mut perf2 = TcpStream::connect(process.addr()).expect("connect");
+    perf2
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .expect("read timeout");
+    let mut buffer = [0u8; 100];
+    for _ in 0..50 {
+        perf2.write_all(b"1").expect("send");
+        let read = perf2.read(&mut buffer).expect("a reply");
+        assert_eq!(&buffer[..read], b"1\n");
+    }
+    // perf1.py: one long request, no newline (on its own: `seq` serves one at a time).
+    drop(perf2);
+    let mut perf1 = TcpStream::connect(process.addr()).expect("connect");
+    perf1
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .expect("read timeout");
+    perf1.write_all(b"25").expect("send");
+    let read = perf1.read(&mut buffer).expect("a reply");
+    assert_eq!(&buffer[..read], format!("{}\n", answer(25)).as_bytes());
+    // A newline is still fine, and a bad request is still an error line.
+    perf1.write_all(b"x\n").expect("send");
+    let read = perf1.read(&mut buffer).expect("a reply");
+    assert_eq!(&buffer[..read], b"error: not a number\n");
+}
+
+macro_rules! seed_framing_conformance {
+    ($($module:ident => $server:expr;)*) => {
+        $(
+            mod $module {
+                use super::Server;
+
+                #[test]
+                fn answers_the_seeds_clients_with_seed_framing() {
+                    super::answers_the_seeds_clients_with_seed_framing($server);
+                }
+            }
+        )*
+    };
+}
+
 macro_rules! protocol_conformance {
     ($($module:ident => $server:expr, idle: $idle:ident;)*) => {
         $(
@@ -361,6 +520,16 @@ macro_rules! protocol_conformance {
                 }
 
                 #[test]
+                fn relays_waits_in_order_with_plain_requests() {
+                    super::relays_waits_in_order_with_plain_requests($server);
+                }
+
+                #[test]
+                fn answers_backend_failures_and_keeps_the_connection() {
+                    super::answers_backend_failures_and_keeps_the_connection($server);
+                }
+
+                #[test]
                 fn stops_on_sigterm_leaving_no_process() {
                     super::stops_on_sigterm_leaving_no_process($server);
                 }
@@ -397,6 +566,26 @@ protocol_conformance! {
     python_processpool => Server::Python("processpool"), idle: serves_others_while_a_client_idles_mid_request;
     python_asyncio_inline => Server::Python("asyncio_inline"), idle: serves_others_while_a_client_idles_mid_request;
     python_asyncio_offload => Server::Python("asyncio_offload"), idle: serves_others_while_a_client_idles_mid_request;
+}
+
+// The seed's framing is `concbench serve`'s: the Python peers are the seed's servers
+// rewritten for the line protocol, so they frame by line only.
+seed_framing_conformance! {
+    seq_seed => Server::Style("seq");
+    threads_seed => Server::Style("threads");
+    pool_seed => Server::Style("pool");
+    process_seed => Server::Style("process");
+    evloop_seed => Server::Style("evloop");
+    evloop_offload_seed => Server::Style("evloop-offload");
+    rayon_seed => Server::Style("rayon");
+    crossbeam_seed => Server::Style("crossbeam");
+    tokio_seed => Server::Style("tokio");
+    tokio_current_seed => Server::Style("tokio-current");
+    tokio_offload_seed => Server::Style("tokio-offload");
+    async_std_seed => Server::Style("async-std");
+    async_std_offload_seed => Server::Style("async-std-offload");
+    smol_seed => Server::Style("smol");
+    smol_offload_seed => Server::Style("smol-offload");
 }
 
 #[test]

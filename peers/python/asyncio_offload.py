@@ -3,6 +3,10 @@
 The seed's event loop with the long work moved off it: the connection's coroutine
 awaits loop.run_in_executor(process_pool, fib, n), so the loop goes on serving other
 clients while a worker process computes, outside this process's GIL.
+
+A `wait N` request is served as in asyncio_inline.py: the connection's coroutine
+awaits the backend (--backend) over its own asyncio stream, on the loop; the pool is
+for fib alone.
 """
 
 import asyncio

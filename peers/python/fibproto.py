@@ -7,6 +7,15 @@ and the connection stays open; a line longer than MAX_LINE_LEN bytes is answered
 `error: line too long\\n` and the connection is closed. Pipelined requests are answered
 in order.
 
+The second request form, `wait N` (the io_wait workload), is answered by asking the
+server's backend (`--backend HOST:PORT`, crates/workloads/src/backend.rs) for fib(N):
+the server sends it `N\\n`, the backend answers `fib(N)\\n` after a delay, and the
+server relays the number. A backend that is not configured, unreachable, silent or
+broken is answered `error: backend: <why>\\n` and the client's connection stays open.
+`N` obeys the same max_n. The parsing of both forms and the check of a backend's reply
+live here, once; how a server holds its backend connections is part of its style, so
+each server's own module does that I/O.
+
 Standard library only.
 """
 
@@ -16,12 +25,15 @@ import os
 import signal
 import socket
 import sys
+from collections import namedtuple
 from concurrent.futures import ProcessPoolExecutor
 
 # The longest request line accepted, in bytes, not counting `\r\n`.
 MAX_LINE_LEN = 64
 # The largest n served unless --max-n says otherwise.
 DEFAULT_MAX_N = 40
+# What starts a `wait N` request line: answered through the backend.
+WAIT_PREFIX = b"wait "
 
 
 def fib(n):
@@ -42,12 +54,29 @@ class BadRequest(Exception):
 TOO_LONG = "line too long"
 
 
+class Wait(namedtuple("Wait", "n")):
+    """A `wait N` request: ask the backend for fib(n) and relay its answer. A type of
+    its own, so that a server tells it from a plain request's int n at a glance."""
+
+    __slots__ = ()
+
+
 def parse_request(line, max_n):
-    """Parses one request line (without its `\\n`; a trailing `\\r` is ignored)."""
+    """Parses one request line (without its `\\n`; a trailing `\\r` is ignored): an int n
+    for the plain form, Wait(n) for `wait N`."""
     if line.endswith(b"\r"):
         line = line[:-1]
+    # The limit counts the whole line, prefix included, as the Rust parser does.
     if len(line) > MAX_LINE_LEN:
         raise BadRequest(TOO_LONG)
+    # Exactly `wait ` and digits: `wait`, `WAIT 1` and `wait  1` are not numbers.
+    if line.startswith(WAIT_PREFIX):
+        return Wait(_parse_number(line[len(WAIT_PREFIX) :], max_n))
+    return _parse_number(line, max_n)
+
+
+def _parse_number(line, max_n):
+    """Parses the decimal n of a request, n <= max_n."""
     if not line:
         raise BadRequest("empty request")
     # bytes.isdigit() is true only for ASCII 0-9, so no sign, space, `_` or Unicode digit.
@@ -59,7 +88,7 @@ def parse_request(line, max_n):
     return n
 
 
-# What Session.next_action() returns besides an int n to compute.
+# What Session.next_action() returns besides an int n to compute or a Wait(n).
 READ = "read"  # read more bytes and receive() them
 CLOSE = "close"  # write out take_output(), then close the connection
 
@@ -68,8 +97,11 @@ class Session:
     """The protocol state of one connection, without I/O: bytes in, replies out.
 
     A server feeds it what it read, then calls next_action() until it says READ or
-    CLOSE, computing fib(n) and calling answer() for every int n it returns; then it
-    writes take_output() (every reply to what was read, in one write).
+    CLOSE, computing fib(n) and calling answer() for every int n it returns, and for
+    every Wait(n) asking its backend and calling answer() with the backend's number or
+    backend_failed() with the BackendError; then it writes take_output() (every reply
+    to what was read, in one write). One request is answered before the next is asked
+    for, so replies stay in request order whichever form each request took.
     """
 
     def __init__(self, max_n):
@@ -101,8 +133,13 @@ class Session:
         return CLOSE
 
     def answer(self, value):
-        """Records fib(n) for the n last returned by next_action()."""
+        """Records fib(n) for the n or Wait(n) last returned by next_action()."""
         self._output += b"%d\n" % value
+
+    def backend_failed(self, error):
+        """Records why the backend gave no answer to the Wait(n) last returned by
+        next_action(): `error: backend: <why>`, and the connection stays open."""
+        self._output += b"error: backend: %s\n" % str(error).encode()
 
     def take_output(self):
         """The replies produced so far, which are then forgotten."""
@@ -115,6 +152,114 @@ class Session:
         if reason == TOO_LONG:
             self._closing = True
             self._input.clear()
+
+
+# The backend: what it is sent, and the check of what it answers.
+
+# The longest backend reply accepted: 20 digits, a newline, and room for a short
+# `error: ...` line.
+MAX_BACKEND_REPLY_BYTES = 128
+# How long a server waits for the backend to connect, in seconds.
+BACKEND_CONNECT_TIMEOUT = 2.0
+# How long a server waits for one backend reply before answering `error: backend: timed
+# out` (the backend's delay is milliseconds; this is for a silent backend).
+BACKEND_REPLY_TIMEOUT = 10.0
+# A backend reply is a u64, as for the Rust servers: more is a bad reply.
+_U64_MAX = 2**64 - 1
+
+
+class BackendError(Exception):
+    """Why the backend gave no answer; the client reads `error: backend: <str(error)>`.
+
+    The messages are the Rust servers' (BackendError's Display in backend.rs), so a
+    client sees the same kinds of failure from every server; the constructors below
+    name them.
+    """
+
+    @classmethod
+    def not_configured(cls):
+        """The server was started without --backend."""
+        return cls("no backend configured (serve --backend ADDR)")
+
+    @classmethod
+    def connect(cls, why):
+        """The backend could not be reached."""
+        return cls(f"cannot connect: {why}")
+
+    @classmethod
+    def lost(cls, why):
+        """The connection failed, or the backend closed it before answering."""
+        return cls(f"connection lost: {why}")
+
+    @classmethod
+    def timed_out(cls):
+        """No reply within BACKEND_REPLY_TIMEOUT."""
+        return cls("timed out")
+
+    @classmethod
+    def bad_reply(cls):
+        """The backend answered something other than a number, too much, or more than
+        was asked."""
+        return cls("bad reply")
+
+    @classmethod
+    def refused(cls, why):
+        """The backend answered `error: <why>`."""
+        return cls(f"the backend refused: {why}")
+
+
+def os_error_text(error):
+    """An OSError as Rust's io::Error shows it (`Connection refused (os error 111)`),
+    so that even the text after `cannot connect: ` matches the Rust servers'. Made from
+    the errno rather than error.strerror, which asyncio fills with its own words
+    (`Connect call failed (...)`); a resolver error's code is no errno."""
+    if error.errno and not isinstance(error, socket.gaierror):
+        return f"{os.strerror(error.errno)} (os error {error.errno})"
+    return str(error) or type(error).__name__
+
+
+def backend_request(n):
+    """The bytes of the backend request for fib(n)."""
+    return b"%d\n" % n
+
+
+class ReplyParser:
+    """The check of one backend reply, without I/O: push() what was read until it has
+    a verdict. Both the blocking and the asyncio servers read through it, so a reply
+    is judged the same way whoever reads it."""
+
+    def __init__(self):
+        self._line = bytearray()
+
+    def push(self, data):
+        """Adds bytes read from the backend: None while the reply line is incomplete,
+        then the number; raises BackendError for a bad or refusing reply.
+
+        The line is bounded (MAX_BACKEND_REPLY_BYTES), so an endless one is refused
+        without growing. Bytes after the reply's newline are a bad reply too: one
+        request is outstanding, so nothing else may come, and the connection that
+        carried them is no longer in step with its requests.
+        """
+        if len(self._line) + len(data) > MAX_BACKEND_REPLY_BYTES:
+            raise BackendError.bad_reply()
+        self._line += data
+        end = self._line.find(b"\n")
+        if end < 0:
+            return None
+        if end + 1 != len(self._line):
+            raise BackendError.bad_reply()
+        line = bytes(self._line[:end])
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if line.startswith(b"error: "):
+            raise BackendError.refused(line[len(b"error: ") :].decode(errors="replace"))
+        # bytes.isdigit(): ASCII 0-9 only, and false for an empty line.
+        if not line.isdigit():
+            raise BackendError.bad_reply()
+        value = int(line)
+        if value > _U64_MAX:
+            raise BackendError.bad_reply()
+        return value
 
 
 # Command line, listening socket, signals and process pools.
@@ -152,7 +297,7 @@ def _natural(minimum):
 
 
 def parse_args(description):
-    """The command line every server shares: --addr, --max-n, --workers."""
+    """The command line every server shares: --addr, --max-n, --workers, --backend."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
         "--addr",
@@ -174,11 +319,33 @@ def parse_args(description):
         default=os.cpu_count() or 1,
         help="process-pool size, where the server has one (default: the CPU count)",
     )
+    parser.add_argument(
+        "--backend",
+        type=_address,
+        default=None,
+        help="the backend that answers `wait N` requests, IPV4:PORT or [IPV6]:PORT "
+        "(default: none; `wait N` is then answered `error: backend: no backend "
+        "configured`)",
+    )
     return parser.parse_args()
+
+
+def raise_open_files_limit():
+    """Raises the soft limit on open files to the hard one, as `concbench serve` does:
+    many connections (the connections and io scenarios) need many descriptors, and
+    each waiting request holds a backend connection too."""
+    try:
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass  # the limit stays as it was; connections beyond it are refused
 
 
 def listen(addr):
     """A listening TCP socket on addr, as parsed by parse_args."""
+    raise_open_files_limit()
     family, host, port = addr
     try:
         return socket.create_server((host, port), family=family, backlog=1024)

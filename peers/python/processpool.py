@@ -4,6 +4,11 @@ The seed's server with a ProcessPoolExecutor: a connection's thread submits fib(
 the pool and blocks on the result, so the computation runs in another process, outside
 this one's GIL. A long request no longer starves the short ones, but every request now
 pays for a round trip to a worker process.
+
+A `wait N` request is not work for the pool: as the seed's server does its socket I/O,
+the connection's thread asks the backend (--backend) itself, over a blocking socket it
+opens on first use and keeps for its client's life (threads.BlockingBackend), and holds
+the thread while it waits. Only fib goes to the pool.
 """
 
 import threading
@@ -25,7 +30,9 @@ def main():
             return pool.submit(fib, n).result()
 
         threading.Thread(
-            target=accept_forever, args=(listener, args.max_n, compute), daemon=True
+            target=accept_forever,
+            args=(listener, args.max_n, compute, args.backend),
+            daemon=True,
         ).start()
         stop.wait()
     finally:

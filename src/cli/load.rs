@@ -28,6 +28,10 @@ pub(crate) struct LoadArgs {
     /// The n of each `fib(n)` request.
     #[arg(long, default_value_t = 1, conflicts_with = "request")]
     n: u32,
+    /// Send `wait N` instead of `N`: each request is answered by the server asking its
+    /// backend (`serve --backend`), the `io_wait` workload.
+    #[arg(long, conflicts_with = "request")]
+    wait: bool,
     /// Open loop: requests per second over all connections, latency measured from each
     /// request's due time. Without it, closed loop: as fast as the server answers.
     #[arg(long)]
@@ -58,8 +62,10 @@ pub(crate) fn run(args: &LoadArgs) -> anyhow::Result<()> {
             line: line.clone(),
             expect_prefix: expect_prefix.clone(),
         },
+        _ if args.wait => RequestSpec::Wait { n: args.n },
         _ => RequestSpec::Fib { n: args.n },
     };
+    super::raise_open_files_limit();
     let duration = match (args.duration, args.requests) {
         (None, None) => Some(Duration::from_secs(10)),
         (duration, _) => duration,
@@ -72,6 +78,7 @@ pub(crate) fn run(args: &LoadArgs) -> anyhow::Result<()> {
             duration,
             requests: args.requests,
             max_duration: args.max_duration,
+            settle: Duration::ZERO,
         },
         rate: args.rate,
         request,

@@ -1,5 +1,6 @@
 //! One module per subcommand, and what they share.
 
+pub(crate) mod backend;
 pub(crate) mod compare;
 pub(crate) mod list;
 pub(crate) mod load;
@@ -8,6 +9,8 @@ mod progress;
 pub(crate) mod regress;
 pub(crate) mod report;
 pub(crate) mod scenario;
+mod scenario_connections;
+mod scenario_io;
 pub(crate) mod serve;
 mod table;
 pub(crate) mod tasks_probe;
@@ -27,6 +30,33 @@ pub(crate) fn style_config(workers: Option<NonZeroUsize>) -> anyhow::Result<Styl
     let binary =
         std::env::current_exe().context("cannot find the concbench binary for worker processes")?;
     Ok(StyleConfig::new(workers).with_worker_command(catalog::worker_command(&binary)))
+}
+
+/// Raises this process's soft limit on open files to its hard limit, so that a server or
+/// client can hold as many connections as the machine allows (the `connections`
+/// workload); children inherit it. A failure leaves the limit as it was: the run then
+/// reports what it could not open.
+pub(crate) fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+/// A listener on `addr` whose accept queue holds `SOMAXCONN` connections, not std's
+/// 128: thousands of clients connecting at once (the `connections` and `io` scenarios)
+/// would otherwise see their SYNs dropped and retried a second later, which measures
+/// the queue, not the server. Every server gets the same listener.
+pub(crate) fn bind_listener(addr: std::net::SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    use nix::sys::socket::{Backlog, listen};
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    // Listening again on a listening socket only changes its queue's length.
+    listen(&listener, Backlog::MAXCONN)
+        .with_context(|| format!("cannot lengthen the accept queue of {addr}"))?;
+    Ok(listener)
 }
 
 /// clap's parser for a style name: one of the catalog's, listed in `--help` and in the

@@ -32,6 +32,12 @@ enum Scenario {
     Beazley(BeazleyArgs),
     /// What N sleeping units cost in each style, N up to a million, each N in a fresh process.
     Tasks(TasksArgs),
+    /// C10K: N connections held open per server, most idle, a few active: memory per
+    /// connection, threads, and the active ones' rate and tail as N grows.
+    Connections(super::scenario_connections::ConnectionsArgs),
+    /// The I/O-bound workload: requests the server answers by asking a slow backend, at
+    /// rising concurrency, against the Little's-law ideal.
+    Io(super::scenario_io::IoArgs),
 }
 
 /// Options of `concbench scenario tasks`.
@@ -119,6 +125,10 @@ pub(crate) fn run(args: &ScenarioArgs) -> anyhow::Result<()> {
     match &args.scenario {
         Scenario::Beazley(beazley_args) => run_beazley(beazley_args, &registry),
         Scenario::Tasks(tasks_args) => run_tasks(tasks_args, &registry),
+        Scenario::Connections(connections_args) => {
+            super::scenario_connections::run(connections_args, &registry)
+        }
+        Scenario::Io(io_args) => super::scenario_io::run(io_args, &registry),
     }
 }
 
@@ -141,7 +151,7 @@ fn kill_children_on_signal(registry: &ChildRegistry) -> anyhow::Result<()> {
 
 /// Peer servers written in other languages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Peers {
+pub(super) enum Peers {
     /// The seed's servers in Python (peers/python): threads, processpool, asyncio.
     Python,
     /// Rust styles only.
@@ -149,7 +159,7 @@ enum Peers {
 }
 
 /// The Python peers, as (row name, script) pairs, in table order.
-const PYTHON_PEERS: [(&str, &str); 4] = [
+pub(super) const PYTHON_PEERS: [(&str, &str); 4] = [
     ("python-threads", "threads.py"),
     ("python-processpool", "processpool.py"),
     ("python-asyncio", "asyncio_inline.py"),
@@ -157,17 +167,17 @@ const PYTHON_PEERS: [(&str, &str); 4] = [
 ];
 
 /// Where this checkout keeps the Python peers.
-const PYTHON_PEERS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/python");
+pub(super) const PYTHON_PEERS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/peers/python");
 
 /// What happened to the Python peer rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum PythonPeers {
+pub(super) enum PythonPeers {
     Measured,
     NotFound,
     Skipped,
 }
 
-fn python_contenders(
+pub(super) fn python_contenders(
     dir: &Path,
     python: &Path,
     max_n: u32,
@@ -323,7 +333,12 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
     Ok(())
 }
 
-fn rust_contender(concbench: &Path, style: &str, max_n: u32, workers: NonZeroUsize) -> Contender {
+pub(super) fn rust_contender(
+    concbench: &Path,
+    style: &str,
+    max_n: u32,
+    workers: NonZeroUsize,
+) -> Contender {
     let args = [
         "serve",
         "--style",
@@ -617,7 +632,7 @@ fn run_tasks(args: &TasksArgs, registry: &ChildRegistry) -> anyhow::Result<()> {
 
 /// Keeps the rows as the last run of `scenario` for `concbench report`, with the command
 /// that produced them.
-fn save_last_run(
+pub(super) fn save_last_run(
     scenario: &str,
     workers: NonZeroUsize,
     rows: &[impl serde::Serialize],
@@ -680,13 +695,13 @@ fn tasks_table(config: &TasksConfig, rows: &[TaskRow]) -> String {
     out
 }
 
-fn write_json(path: &Path, rows: &[impl serde::Serialize]) -> anyhow::Result<()> {
+pub(super) fn write_json(path: &Path, rows: &[impl serde::Serialize]) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(rows)?;
     std::fs::write(path, json + "\n").with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The first executable called `name` in `$PATH`.
-fn find_on_path(name: &str) -> Option<PathBuf> {
+pub(super) fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|directory| directory.join(name))

@@ -1,13 +1,13 @@
 //! `concbench serve`: one style's server, until SIGINT or SIGTERM.
 
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 
 use anyhow::{Context, bail};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use workloads::protocol::DEFAULT_MAX_N;
+use workloads::protocol::{DEFAULT_MAX_N, Framing};
 use workloads::server::ServeConfig;
 use workloads::{MAX_REFERENCE_N, Support, Workload};
 
@@ -27,6 +27,33 @@ pub(crate) struct ServeArgs {
     /// Worker threads or processes [default: $CONCBENCH_WORKERS, else the available cores].
     #[arg(long)]
     workers: Option<NonZeroUsize>,
+    /// How requests are cut from what is read: `line` (the protocol's), or `seed` (one
+    /// read is one request, newline optional, as the seed's server.py reads: for its
+    /// unmodified perf1.py/perf2.py clients).
+    #[arg(long, value_enum, default_value_t = FramingArg::Line)]
+    framing: FramingArg,
+    /// The backend that answers `wait N` requests (`concbench backend`); without it they
+    /// are answered `error: backend: no backend configured …`.
+    #[arg(long)]
+    backend: Option<SocketAddr>,
+}
+
+/// `--framing`, for clap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FramingArg {
+    /// A request is a line ending in `\n`.
+    Line,
+    /// One read is one request (the seed's server.py).
+    Seed,
+}
+
+impl From<FramingArg> for Framing {
+    fn from(framing: FramingArg) -> Self {
+        match framing {
+            FramingArg::Line => Self::Line,
+            FramingArg::Seed => Self::Seed,
+        }
+    }
 }
 
 pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
@@ -37,12 +64,20 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
     // Registered before anything starts, so a signal sent as soon as the address is
     // printed still stops the server cleanly.
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot handle SIGINT/SIGTERM")?;
+    // Many connections (the `connections` workload) need many descriptors.
+    super::raise_open_files_limit();
     let config = super::style_config(args.workers)?;
     let style = (entry.build)(&config).with_context(|| format!("cannot start {}", entry.name))?;
-    let listener =
-        TcpListener::bind(args.addr).with_context(|| format!("cannot listen on {}", args.addr))?;
+    let listener = super::bind_listener(args.addr)?;
     let server = style
-        .serve(listener, ServeConfig { max_n: args.max_n })
+        .serve(
+            listener,
+            ServeConfig {
+                max_n: args.max_n,
+                framing: args.framing.into(),
+                backend: args.backend,
+            },
+        )
         .with_context(|| format!("cannot start the {} server", entry.name))?;
     let mut stdout = io::stdout().lock();
     writeln!(stdout, "listening on {}", server.local_addr())?;

@@ -110,10 +110,17 @@ impl ServerProcess {
     /// Starts `server` on a free loopback port, serving `n <= max_n`, and waits for its
     /// `listening on ADDR` line.
     pub fn start_server(server: Server, max_n: u32) -> Self {
+        Self::start_server_with(server, max_n, &[])
+    }
+
+    /// Starts `server` like [`ServerProcess::start_server`], with `extra` arguments
+    /// (`--backend ADDR`, `--framing seed`).
+    pub fn start_server_with(server: Server, max_n: u32, extra: &[&str]) -> Self {
         use std::io::BufRead;
         let style = format!("{server:?}");
         let mut child = server
             .command(max_n)
+            .args(extra)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap_or_else(|error| panic!("{style}: cannot start: {error}"));

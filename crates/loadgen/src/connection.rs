@@ -65,11 +65,15 @@ pub(crate) struct Exchange {
 impl Exchange {
     pub(crate) fn new(spec: &RequestSpec) -> Result<Self, LoadError> {
         match spec {
-            RequestSpec::Fib { n } => {
+            RequestSpec::Fib { n } | RequestSpec::Wait { n } => {
                 let answer = workloads::fib_reference(*n)
                     .ok_or_else(|| LoadError::Config(format!("fib({n}) does not fit in u64")))?;
+                let request = match spec {
+                    RequestSpec::Wait { .. } => format!("wait {n}\n"),
+                    _ => format!("{n}\n"),
+                };
                 Ok(Self {
-                    request: format!("{n}\n").into_bytes(),
+                    request: request.into_bytes(),
                     expected: answer.to_string().into_bytes(),
                     exact: true,
                     max_reply_bytes: MAX_FIB_REPLY_BYTES,

@@ -21,10 +21,14 @@
 #![forbid(unsafe_code)]
 
 mod connection;
+mod fleet;
 mod report;
 mod run;
 
 pub use connection::{Batch, ClosedLoop, MAX_FIB_REPLY_BYTES, MAX_RAW_REPLY_BYTES};
+pub use fleet::{
+    CONNECTS_IN_FLIGHT, Fleet, IdlePhase, MIN_IDLE_INTERVAL, OpenFailures, OpenLimits,
+};
 pub use report::{LatencySummary, LoadReport, Recording};
 pub use run::{LoadConfig, Progress, RequestSpec, StopAfter, record, run};
 

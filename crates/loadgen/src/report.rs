@@ -274,6 +274,7 @@ mod tests {
                 duration: None,
                 requests: Some(1),
                 max_duration: Duration::from_secs(1),
+                settle: Duration::ZERO,
             },
             rate: None,
             request: RequestSpec::Fib { n: 1 },

@@ -21,6 +21,12 @@ pub enum RequestSpec {
         /// The requested Fibonacci index.
         n: u32,
     },
+    /// The concbench protocol's second form: `wait n\n`, answered by `fib(n)` after the
+    /// server asked its backend (the `io_wait` workload).
+    Wait {
+        /// The requested Fibonacci index.
+        n: u32,
+    },
     /// Any one-line protocol: `line\r\n`, answered by a line starting with `expect_prefix`
     /// (for redis: `PING` and `+PONG`).
     Raw {
@@ -41,6 +47,12 @@ pub struct StopAfter {
     pub requests: Option<u64>,
     /// The hard limit on the whole run, whatever else is set.
     pub max_duration: Duration,
+    /// With a `duration`: requests sent (closed loop) or due (open loop) in the run's
+    /// first `settle` are neither counted nor timed, and the rate is taken over the rest
+    /// of the duration, so that opening thousands of connections and the first round
+    /// trips are not in the steady state's numbers. Every request due after it still
+    /// counts, sent or not. Zero: every request counts, the rate is over the whole run.
+    pub settle: Duration,
 }
 
 /// A load run's configuration.
@@ -135,7 +147,17 @@ pub fn record(
             .map_err(|_| LoadError::Runtime(std::io::Error::other("a client thread panicked")))??;
         total.merge(&tally);
     }
-    Ok(Recording::new(config, total, start.elapsed()))
+    // A settled run's rate is over the window its recorded requests were sent in.
+    let elapsed = recorded_window(config).unwrap_or_else(|| start.elapsed());
+    Ok(Recording::new(config, total, elapsed))
+}
+
+/// The window a run with a settle records: from the end of the settle to
+/// the end of sending; `None` when the run records everything.
+fn recorded_window(config: &LoadConfig) -> Option<Duration> {
+    let duration = config.stop.duration?.min(config.stop.max_duration);
+    (!config.stop.settle.is_zero() && config.stop.settle < duration)
+        .then(|| duration - config.stop.settle)
 }
 
 fn validate(config: &LoadConfig) -> Result<(), LoadError> {
@@ -217,6 +239,9 @@ struct Plan {
     send_until: Instant,
     /// Open loop: the first request's due time and the interval between requests.
     schedule: Option<(Instant, Duration)>,
+    /// Requests sent (closed loop) or due (open loop) before this instant are not
+    /// recorded: the settle.
+    record_from: Instant,
 }
 
 impl Plan {
@@ -233,9 +258,11 @@ impl Plan {
             let offset = interval.mul_f64(connection_idx as f64 / config.connections as f64);
             (start + offset, interval)
         });
+        let settle = recorded_window(config).map_or(Duration::ZERO, |_| config.stop.settle);
         Self {
             send_until: start + limit,
             schedule,
+            record_from: start + settle,
         }
     }
 }
@@ -257,7 +284,10 @@ async fn drive_connection(
     replies: &AtomicU64,
     sent: &AtomicU64,
 ) -> Tally {
-    let mut tally = Tally::new();
+    let mut kept = Tally::new();
+    // Where a settling run's first requests go, to be dropped: allocated once, only
+    // when there is a settle.
+    let mut settling = (plan.record_from > Instant::now()).then(Tally::new);
     let mut connection: Option<Connection> = None;
     let mut request_idx: u32 = 0;
     // Open loop, when the run ended on time: the first request that fell due and was
@@ -281,6 +311,11 @@ async fn drive_connection(
             first_unsent = Some(request_idx.saturating_sub(1));
             break;
         }
+        // Settling: what this request does is not recorded (a failure still reconnects).
+        let tally = match settling.as_mut() {
+            Some(settling) if due < plan.record_from => settling,
+            _ => &mut kept,
+        };
         if request_limit.is_some_and(|limit| sent.fetch_add(1, Ordering::Relaxed) >= limit) {
             break;
         }
@@ -333,6 +368,7 @@ async fn drive_connection(
             }
         }
     }
+    let mut tally = kept;
     if let (Some((first, interval)), Some(first_unsent)) = (plan.schedule, first_unsent) {
         let given_up = Instant::now();
         let mut idx = first_unsent;
@@ -341,8 +377,11 @@ async fn drive_connection(
             if due >= plan.send_until {
                 break;
             }
-            tally.unsent += 1;
-            tally.record_lower_bound(given_up.saturating_duration_since(due));
+            // Due while settling: not recorded, like the requests that were sent then.
+            if due >= plan.record_from {
+                tally.unsent += 1;
+                tally.record_lower_bound(given_up.saturating_duration_since(due));
+            }
             let Some(next) = idx.checked_add(1) else {
                 break;
             };

@@ -156,6 +156,7 @@ fn load(addr: SocketAddr, connections: usize, duration: Duration) -> LoadConfig 
             duration: Some(duration),
             requests: None,
             max_duration: Duration::from_secs(30),
+            settle: Duration::ZERO,
         },
         rate: None,
         request: RequestSpec::Fib { n: 10 },
@@ -271,9 +272,9 @@ fn open_loop_counts_the_requests_it_never_got_to_send() {
     let server = server::spawn_thread_per_connection(
         TcpListener::bind("127.0.0.1:0").expect("bind"),
         ServeConfig::default(),
-        Arc::new(|n| {
+        Arc::new(|job| {
             thread::sleep(Duration::from_millis(300));
-            Ok(workloads::fib(n))
+            Ok(job.run_here(None))
         }),
     )
     .expect("serve");

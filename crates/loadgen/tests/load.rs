@@ -6,11 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use loadgen::{ClosedLoop, LoadConfig, LoadError, RequestSpec, StopAfter};
-use workloads::server::{self, Compute, ServeConfig, ServerHandle};
+use workloads::server::{self, Job, JobRunner, ServeConfig, ServerHandle};
 
-fn start_server(compute: Compute) -> ServerHandle {
+fn start_server(jobs: JobRunner) -> ServerHandle {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    server::spawn_thread_per_connection(listener, ServeConfig::default(), compute).expect("serve")
+    server::spawn_thread_per_connection(listener, ServeConfig::default(), jobs).expect("serve")
+}
+
+/// A server's jobs that answer every request (either form) with `answer(n)`.
+fn answering(answer: impl Fn(u32) -> u64 + Send + Sync + 'static) -> JobRunner {
+    Arc::new(move |job| match job {
+        Job::Fib(n) | Job::AskBackend(n) => Ok(Ok(answer(n))),
+    })
 }
 
 fn config(addr: SocketAddr, connections: usize, stop: StopAfter) -> LoadConfig {
@@ -30,12 +37,13 @@ fn requests(count: u64) -> StopAfter {
         duration: None,
         requests: Some(count),
         max_duration: Duration::from_secs(60),
+        settle: Duration::ZERO,
     }
 }
 
 #[test]
 fn counts_every_right_answer_and_stops_at_the_request_limit() {
-    let server = start_server(server::inline_compute());
+    let server = start_server(server::inline_jobs(&ServeConfig::default()));
     for (connections, threads) in [(1, 1), (4, 1), (5, 2)] {
         let mut config = config(server.local_addr(), connections, requests(1_000));
         config.threads = threads;
@@ -58,7 +66,7 @@ fn counts_every_right_answer_and_stops_at_the_request_limit() {
 
 #[test]
 fn counts_wrong_answers() {
-    let server = start_server(Arc::new(|n| Ok(workloads::fib(n) + 1)));
+    let server = start_server(answering(|n| workloads::fib(n) + 1));
     let report = loadgen::run(&config(server.local_addr(), 2, requests(50)), |_| {}).expect("load");
     assert_eq!(report.wrong, 50, "{report:?}");
     assert_eq!(report.right, 0);
@@ -67,7 +75,7 @@ fn counts_wrong_answers() {
 
 #[test]
 fn counts_server_errors() {
-    let server = start_server(server::inline_compute());
+    let server = start_server(server::inline_jobs(&ServeConfig::default()));
     let mut config = config(server.local_addr(), 1, requests(20));
     // Above the server's max-n: every reply is `error: out of range`.
     config.request = RequestSpec::Fib { n: 41 };
@@ -78,7 +86,7 @@ fn counts_server_errors() {
 
 #[test]
 fn raw_mode_judges_by_prefix() {
-    let server = start_server(server::inline_compute());
+    let server = start_server(server::inline_jobs(&ServeConfig::default()));
     let mut config = config(server.local_addr(), 1, requests(10));
     config.request = RequestSpec::Raw {
         line: "12".into(),
@@ -94,11 +102,12 @@ fn raw_mode_judges_by_prefix() {
 
 #[test]
 fn a_duration_bounds_the_run_and_progress_is_reported() {
-    let server = start_server(server::inline_compute());
+    let server = start_server(server::inline_jobs(&ServeConfig::default()));
     let stop = StopAfter {
         duration: Some(Duration::from_millis(400)),
         requests: None,
         max_duration: Duration::from_secs(60),
+        settle: Duration::ZERO,
     };
     let mut progress_calls = 0;
     let report = loadgen::run(&config(server.local_addr(), 2, stop), |_| {
@@ -113,7 +122,7 @@ fn a_duration_bounds_the_run_and_progress_is_reported() {
 
 #[test]
 fn open_loop_sends_at_the_target_rate() {
-    let server = start_server(server::inline_compute());
+    let server = start_server(server::inline_jobs(&ServeConfig::default()));
     let mut config = config(
         server.local_addr(),
         2,
@@ -121,6 +130,7 @@ fn open_loop_sends_at_the_target_rate() {
             duration: Some(Duration::from_secs(1)),
             requests: None,
             max_duration: Duration::from_secs(60),
+            settle: Duration::ZERO,
         },
     );
     config.rate = Some(100.0);
@@ -134,9 +144,9 @@ fn open_loop_sends_at_the_target_rate() {
 fn a_stalled_server_is_charged_from_the_due_time() {
     // Every request takes 50 ms: an open loop at 100/s on one connection falls behind,
     // and the latency of later requests includes the wait for their turn.
-    let server = start_server(Arc::new(|n| {
+    let server = start_server(answering(|n| {
         std::thread::sleep(Duration::from_millis(50));
-        Ok(workloads::fib(n))
+        workloads::fib(n)
     }));
     let mut config = config(
         server.local_addr(),
@@ -145,6 +155,7 @@ fn a_stalled_server_is_charged_from_the_due_time() {
             duration: Some(Duration::from_millis(500)),
             requests: None,
             max_duration: Duration::from_secs(60),
+            settle: Duration::ZERO,
         },
     );
     config.rate = Some(100.0);
@@ -202,7 +213,7 @@ fn bad_configurations_are_refused() {
 
 #[test]
 fn closed_loop_batches_reuse_their_connections() {
-    let server = start_server(server::inline_compute());
+    let server = start_server(server::inline_jobs(&ServeConfig::default()));
     for client_threads in [1, 2] {
         let mut client = ClosedLoop::connect(
             server.local_addr(),
@@ -257,4 +268,52 @@ fn a_closed_loop_batch_fails_on_a_reply_nobody_asked_for() {
     server
         .join()
         .expect("the stand-in server ends when the client goes");
+}
+
+/// A server whose requests take 400 ms each for its first 300 ms (a slow start:
+/// connects, cold caches), then none.
+fn slow_start_server() -> ServerHandle {
+    let started = std::time::Instant::now();
+    start_server(answering(move |n| {
+        if started.elapsed() < Duration::from_millis(300) {
+            std::thread::sleep(Duration::from_millis(400));
+        }
+        workloads::fib(n)
+    }))
+}
+
+fn for_a_while(duration_ms: u64, settle_ms: u64) -> StopAfter {
+    StopAfter {
+        duration: Some(Duration::from_millis(duration_ms)),
+        requests: None,
+        max_duration: Duration::from_secs(10),
+        settle: Duration::from_millis(settle_ms),
+    }
+}
+
+#[test]
+fn a_settle_leaves_the_slow_start_out_of_the_numbers() {
+    for rate in [None, Some(400.0)] {
+        let server = slow_start_server();
+        let mut config = config(server.local_addr(), 4, for_a_while(1600, 600));
+        config.rate = rate;
+        let report = loadgen::run(&config, |_| {}).expect("load");
+        assert!(report.right > 0, "{report:?}");
+        let max = report.latency.max_us.expect("latencies");
+        assert!(max < 300_000, "a settled request was recorded: {report:?}");
+        // The rate is over the recorded second, not the whole run.
+        assert!((report.elapsed_s - 1.0).abs() < 1e-6, "{report:?}");
+        if rate.is_some() {
+            // Open loop: the requests due in the recorded second, ±1 per connection.
+            assert!((396..=404).contains(&report.due), "{report:?}");
+        }
+    }
+    // Without a settle, the slow start is in the numbers.
+    let server = slow_start_server();
+    let config = config(server.local_addr(), 4, for_a_while(500, 0));
+    let report = loadgen::run(&config, |_| {}).expect("load");
+    assert!(
+        report.latency.max_us.expect("latencies") >= 300_000,
+        "{report:?}"
+    );
 }

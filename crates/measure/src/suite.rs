@@ -98,7 +98,10 @@ impl Case {
             Workload::Spawn => SPAWN_UNITS.into_iter().map(Case::Spawn).collect(),
             Workload::PingPong => vec![Case::PingPong(PING_PONG_MESSAGES)],
             Workload::Sleepers => SLEEPER_UNITS.into_iter().map(Case::Sleepers).collect(),
-            Workload::Throughput | Workload::HogLatency => Vec::new(),
+            Workload::Throughput
+            | Workload::HogLatency
+            | Workload::Connections
+            | Workload::IoWait => Vec::new(),
         }
     }
 

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use plotters::prelude::*;
-use scenarios::{BeazleyRow, Phase, TaskRow};
+use scenarios::{BeazleyRow, ConnectionsRow, IoRow, Phase, TaskRow};
 
 use crate::ReportError;
 use crate::results::{ResultRow, format_nanos};
@@ -280,6 +280,182 @@ pub(crate) fn bytes_per_task_chart(path: &Path, rows: &[TaskRow]) -> Result<(), 
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    })
+}
+
+/// One line per series: its points in the order of `x`.
+type Lines = Vec<(String, Vec<(f64, f64)>)>;
+
+/// Adds `point` to the line named `name`, starting it where it is new.
+fn add_point(lines: &mut Lines, name: &str, point: (f64, f64)) {
+    match lines.iter_mut().find(|(line, _)| line == name) {
+        Some((_, points)) => points.push(point),
+        None => lines.push((name.to_owned(), vec![point])),
+    }
+}
+
+/// The smallest and largest x of `lines` (10 and 10 when there are none).
+fn x_range(lines: &Lines) -> (f64, f64) {
+    let xs = || {
+        lines
+            .iter()
+            .flat_map(|(_, points)| points.iter().map(|point| point.0))
+    };
+    let max = xs().fold(f64::MIN_POSITIVE, f64::max).max(1.0);
+    (xs().fold(max, f64::min).max(1.0), max)
+}
+
+/// Draws each line of `lines` with its points, in palette order, with its legend entry.
+fn draw_lines<DB: DrawingBackend>(
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<
+            plotters::coord::combinators::LogCoord<f64>,
+            plotters::coord::types::RangedCoordf64,
+        >,
+    >,
+    lines: &Lines,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    for (series, (name, points)) in lines.iter().enumerate() {
+        let color = PALETTE[series % PALETTE.len()];
+        let mut points = points.clone();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        chart
+            .draw_series(LineSeries::new(
+                points.iter().copied(),
+                color.stroke_width(2),
+            ))?
+            .label(name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+        chart.draw_series(
+            points
+                .iter()
+                .map(|&point| Circle::new(point, 3, color.filled())),
+        )?;
+    }
+    Ok(())
+}
+
+/// KiB per held connection against the connections held (log scale), one line per
+/// server: the `connections` scenario's PSS growth above each server's idle baseline.
+pub(crate) fn connections_chart(path: &Path, rows: &[ConnectionsRow]) -> Result<(), ReportError> {
+    let mut lines: Lines = Vec::new();
+    for row in rows.iter().filter(|row| row.not_attempted.is_none()) {
+        if let Some(bytes) = row.bytes_per_connection {
+            add_point(
+                &mut lines,
+                &row.style,
+                (row.connections as f64, bytes / 1024.0),
+            );
+        }
+    }
+    let root = SVGBackend::new(path, (WIDTH, 520)).into_drawing_area();
+    draw(path, || {
+        root.fill(&WHITE)?;
+        let (x_min, x_max) = x_range(&lines);
+        let ys = || {
+            lines
+                .iter()
+                .flat_map(|(_, points)| points.iter().map(|point| point.1))
+        };
+        // From 0 (or below, where a tree shrank), with room above for the legend.
+        let y_max = ys().fold(1.0_f64, f64::max) * 1.4;
+        let y_min = ys().fold(0.0_f64, f64::min) * 1.2;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "memory per held connection (PSS above the idle server)",
+                ("sans-serif", 20),
+            )
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d((x_min / 2.0..x_max * 2.0).log_scale(), y_min..y_max)?;
+        chart
+            .configure_mesh()
+            .x_max_light_lines(1)
+            .x_desc("connections held at once, N (log scale)")
+            .y_desc("KiB per connection")
+            .x_label_formatter(&|connections| format_count(*connections))
+            .y_label_formatter(&|kib| format!("{}", (kib * 100.0).round() / 100.0))
+            .draw()?;
+        draw_lines(&mut chart, &lines)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    })
+}
+
+/// Achieved ÷ ideal rate against the concurrency C (log scale), one line per server (the
+/// backend driven directly among them), with the ideal, 1.0, dashed.
+pub(crate) fn io_chart(path: &Path, rows: &[IoRow]) -> Result<(), ReportError> {
+    let mut lines: Lines = Vec::new();
+    for style in crate::io_wait::styles(rows) {
+        let name = if style == crate::io_wait::BACKEND {
+            format!("{style} (driven directly)")
+        } else {
+            style.to_owned()
+        };
+        for row in rows
+            .iter()
+            .filter(|row| row.style == style && row.not_attempted.is_none())
+        {
+            let point = (row.concurrency as f64, crate::io_wait::efficiency(row));
+            add_point(&mut lines, &name, point);
+        }
+    }
+    let root = SVGBackend::new(path, (WIDTH, 520)).into_drawing_area();
+    draw(path, || {
+        root.fill(&WHITE)?;
+        let (x_min, x_max) = x_range(&lines);
+        let (x_low, x_high) = (x_min / 2.0, x_max * 2.0);
+        let y_max = lines
+            .iter()
+            .flat_map(|(_, points)| points.iter().map(|point| point.1))
+            .fold(1.1_f64, f64::max)
+            * 1.02;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "requests waiting on a backend: achieved ÷ ideal (C / delay)",
+                ("sans-serif", 20),
+            )
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d((x_low..x_high).log_scale(), 0.0..y_max)?;
+        chart
+            .configure_mesh()
+            .x_max_light_lines(1)
+            .x_desc("concurrency C: connections, one request outstanding each (log scale)")
+            .y_desc("achieved ÷ ideal")
+            .x_label_formatter(&|concurrency| format_count(*concurrency))
+            .y_label_formatter(&|share| format!("{:.0} %", share * 100.0))
+            .draw()?;
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x_low, 1.0), (x_high, 1.0)],
+                8,
+                6,
+                BLACK.stroke_width(1),
+            ))?
+            .label("ideal (C / delay)")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.stroke_width(1)));
+        draw_lines(&mut chart, &lines)?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerLeft)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .draw()?;

@@ -8,11 +8,15 @@
 //!   noise gauge (the reference against a replica of itself); where the engine did not
 //!   run, criterion's own ratio to the baseline (or to the best, for network rows); the
 //!   throughput bench beside the scenario (rankings, fairness per connection, client
-//!   and server CPU, [`throughput`]); the Beazley table; the task-cost table; how it was
-//!   produced;
+//!   and server CPU, [`throughput`]); the Beazley table; the task-cost table; the
+//!   `connections` scenario (C10K: memory per held connection, and service with N open);
+//!   the `io` scenario (requests waiting on a backend, against the ideal C / delay); how
+//!   it was produced;
 //! - `results.csv` — one row per benchmark, the same columns;
-//! - `*.svg` — one chart per criterion group, the hog-latency chart, memory per unit;
-//! - `beazley.json`, `tasks.json`, `measure.json`, `bench-server.json` — the scenarios',
+//! - `*.svg` — one chart per criterion group, the hog-latency chart, memory per unit,
+//!   memory per connection, achieved ÷ ideal rate per concurrency;
+//! - `beazley.json`, `tasks.json`, `connections.json`, `io.json`, `measure.json`,
+//!   `bench-server.json` — the scenarios',
 //!   the engine's and the throughput bench's rows, as measured;
 //! - `machine.json` — CPU, cores, memory, kernel, `rustc -vV`, criterion version, git
 //!   commit and dirtiness, date, worker count, commands.
@@ -24,7 +28,9 @@
 #![forbid(unsafe_code)]
 
 mod charts;
+mod connections;
 pub mod criterion;
+mod io_wait;
 pub mod machine;
 pub mod results;
 mod summary;
@@ -34,7 +40,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use measure::rows::{MEASURE_ROWS, MeasureRun};
-use scenarios::{BeazleyRow, RunMeta, THROUGHPUT_BENCH_ROWS, TaskRow, ThroughputBenchRow};
+use scenarios::{
+    BeazleyRow, ConnectionsRow, IoRow, RunMeta, THROUGHPUT_BENCH_ROWS, TaskRow, ThroughputBenchRow,
+};
 
 pub use machine::MachineInfo;
 pub use summary::CSV_COLUMNS;
@@ -82,7 +90,7 @@ pub struct Inputs {
     /// criterion's output directory (`target/criterion`).
     pub criterion_dir: PathBuf,
     /// Where the scenarios saved their last rows (`target/concbench`): `beazley.json`,
-    /// `tasks.json`, and a `*.meta.json` per run.
+    /// `tasks.json`, `connections.json`, `io.json`, and a `*.meta.json` per run.
     pub scenarios_dir: PathBuf,
     /// The style whose times the others are compared with.
     pub baseline: String,
@@ -100,6 +108,10 @@ pub struct Loaded {
     pub beazley: Option<Vec<BeazleyRow>>,
     /// The tasks scenario's rows, if it ran.
     pub tasks: Option<Vec<TaskRow>>,
+    /// The connections scenario's (C10K) rows, if it ran.
+    pub connections: Option<Vec<ConnectionsRow>>,
+    /// The io scenario's rows, if it ran.
+    pub io: Option<Vec<IoRow>>,
     /// The measurement engine's last run (`concbench measure`), if any.
     pub measure: Option<MeasureRun>,
     /// The throughput bench's fairness and CPU figures (`benches/server.rs`), if it ran.
@@ -112,6 +124,10 @@ pub struct Loaded {
 pub const BEAZLEY_ROWS: &str = "beazley.json";
 /// See [`BEAZLEY_ROWS`].
 pub const TASK_ROWS: &str = "tasks.json";
+/// See [`BEAZLEY_ROWS`].
+pub const CONNECTIONS_ROWS: &str = "connections.json";
+/// See [`BEAZLEY_ROWS`].
+pub const IO_ROWS: &str = "io.json";
 
 /// Reads every input; missing ones are `None` or empty, corrupt ones an error.
 pub fn load(inputs: &Inputs) -> Result<Loaded, ReportError> {
@@ -137,6 +153,8 @@ pub fn load(inputs: &Inputs) -> Result<Loaded, ReportError> {
         benchmarks: criterion::read_benchmarks(&inputs.criterion_dir)?,
         beazley: read_optional(&inputs.scenarios_dir.join(BEAZLEY_ROWS))?,
         tasks: read_optional(&inputs.scenarios_dir.join(TASK_ROWS))?,
+        connections: read_optional(&inputs.scenarios_dir.join(CONNECTIONS_ROWS))?,
+        io: read_optional(&inputs.scenarios_dir.join(IO_ROWS))?,
         measure: read_measure(&inputs.scenarios_dir.join(MEASURE_ROWS))?,
         throughput_bench: read_optional(&inputs.scenarios_dir.join(THROUGHPUT_BENCH_ROWS))?,
         runs,
@@ -203,6 +221,21 @@ pub fn write(
         charts::bytes_per_task_chart(&folder.join(summary::TASKS_CHART), tasks)?;
         files.push(summary::TASKS_CHART.to_owned());
     }
+    if let Some(connections) = loaded.connections.as_deref().filter(|rows| {
+        rows.iter()
+            .any(|row| row.not_attempted.is_none() && row.bytes_per_connection.is_some())
+    }) {
+        charts::connections_chart(&folder.join(summary::CONNECTIONS_CHART), connections)?;
+        files.push(summary::CONNECTIONS_CHART.to_owned());
+    }
+    if let Some(io) = loaded
+        .io
+        .as_deref()
+        .filter(|rows| rows.iter().any(|row| row.not_attempted.is_none()))
+    {
+        charts::io_chart(&folder.join(summary::IO_CHART), io)?;
+        files.push(summary::IO_CHART.to_owned());
+    }
 
     let csv_path = folder.join("results.csv");
     summary::write_csv(&csv_path, &rows, loaded.measure.as_ref())?;
@@ -215,6 +248,14 @@ pub fn write(
     if let Some(tasks) = &loaded.tasks {
         write_json(&folder.join(TASK_ROWS), tasks)?;
         files.push(TASK_ROWS.to_owned());
+    }
+    if let Some(connections) = &loaded.connections {
+        write_json(&folder.join(CONNECTIONS_ROWS), connections)?;
+        files.push(CONNECTIONS_ROWS.to_owned());
+    }
+    if let Some(io) = &loaded.io {
+        write_json(&folder.join(IO_ROWS), io)?;
+        files.push(IO_ROWS.to_owned());
     }
     if let Some(measured) = &loaded.measure {
         write_json(&folder.join(MEASURE_ROWS), measured)?;

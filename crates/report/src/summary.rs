@@ -9,12 +9,18 @@ use scenarios::{BeazleyRow, Phase, TaskRow};
 use workloads::Workload;
 
 use crate::results::{RatioBase, ResultRow, format_nanos, format_rate};
-use crate::{BEAZLEY_ROWS, Inputs, Loaded, MachineInfo, ReportError, TASK_ROWS};
+use crate::{
+    BEAZLEY_ROWS, CONNECTIONS_ROWS, IO_ROWS, Inputs, Loaded, MachineInfo, ReportError, TASK_ROWS,
+};
 
 /// The hog-latency chart's file name.
 pub(crate) const HOG_CHART: &str = "hog_latency_p99.svg";
 /// The memory-per-unit chart's file name.
 pub(crate) const TASKS_CHART: &str = "bytes_per_task.svg";
+/// The bytes-per-connection chart's file name (the `connections` scenario).
+pub(crate) const CONNECTIONS_CHART: &str = "connections_bytes.svg";
+/// The achieved-against-ideal chart's file name (the `io` scenario).
+pub(crate) const IO_CHART: &str = "io_efficiency.svg";
 
 /// The columns of `results.csv`, in order.
 pub const CSV_COLUMNS: [&str; 18] = [
@@ -266,6 +272,32 @@ pub(crate) fn markdown(
                 out,
                 "_No task rows in `{}`: run `concbench scenario tasks` first._\n",
                 inputs.scenarios_dir.join(TASK_ROWS).display()
+            );
+        }
+    }
+
+    out.push_str("## Many connections (C10K)\n\n");
+    match loaded.connections.as_deref() {
+        Some(connections) if !connections.is_empty() => {
+            crate::connections::section(&mut out, connections, files);
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "_No connections rows in `{}`: run `concbench scenario connections` first._\n",
+                inputs.scenarios_dir.join(CONNECTIONS_ROWS).display()
+            );
+        }
+    }
+
+    out.push_str("## Waiting on a backend (io_wait)\n\n");
+    match loaded.io.as_deref() {
+        Some(io) if !io.is_empty() => crate::io_wait::section(&mut out, io, files),
+        _ => {
+            let _ = writeln!(
+                out,
+                "_No io rows in `{}`: run `concbench scenario io` first._\n",
+                inputs.scenarios_dir.join(IO_ROWS).display()
             );
         }
     }
@@ -942,8 +974,18 @@ fn tasks_section(out: &mut String, rows: &[TaskRow], files: &[String]) {
     }
 }
 
-fn format_micros(micros: u64) -> String {
+pub(crate) fn format_micros(micros: u64) -> String {
     format_nanos(micros as f64 * 1e3)
+}
+
+/// `12.3`: bytes in MiB, for columns headed "(MiB)".
+pub(crate) fn format_mib(bytes: u64) -> String {
+    format!("{:.1}", bytes as f64 / f64::from(1 << 20))
+}
+
+/// Text that stays inside one markdown table cell: no column breaks, no line breaks.
+pub(crate) fn table_text(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\r', '\n'], " ")
 }
 
 #[cfg(test)]

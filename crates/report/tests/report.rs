@@ -223,6 +223,28 @@ fn missing_inputs_are_lines_in_the_summary_not_failures() {
         summary.contains("run `concbench scenario tasks` first"),
         "{summary}"
     );
+    // The connections and io scenarios: a heading, and the command that fills it.
+    for line in [
+        "## Many connections (C10K)\n\n_No connections rows in `",
+        "connections.json`: run `concbench scenario connections` first._",
+        "## Waiting on a backend (io_wait)\n\n_No io rows in `",
+        "io.json`: run `concbench scenario io` first._",
+    ] {
+        assert!(summary.contains(line), "{line} missing: {summary}");
+    }
+    assert!(loaded.connections.is_none() && loaded.io.is_none());
+    for absent in [
+        "connections.json",
+        "io.json",
+        "connections_bytes.svg",
+        "io_efficiency.svg",
+    ] {
+        assert!(
+            !written.files.iter().any(|file| file == absent),
+            "{absent} written without rows: {:?}",
+            written.files
+        );
+    }
     assert!(written.folder.join("results.csv").is_file());
     let _ = std::fs::remove_dir_all(out);
 }
@@ -388,4 +410,227 @@ fn the_engines_paired_speedups_take_the_ratio_columns() {
         error.to_string().contains("schema version Some(999)"),
         "{error}"
     );
+}
+
+/// The fixture's scenarios copied into `out_dir(test)/scenarios`, for tests that add rows.
+fn copied_scenarios(test: &str) -> PathBuf {
+    let dir = out_dir(test).join("scenarios");
+    std::fs::create_dir_all(&dir).expect("scenarios dir");
+    for entry in std::fs::read_dir(fixture("scenarios")).expect("fixture") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy");
+    }
+    dir
+}
+
+/// Saves `rows` and their run record as `scenarios::save_run` does: `<name>.json` and
+/// `<name>.meta.json`.
+fn save_rows(dir: &Path, name: &str, rows: &impl serde::Serialize) {
+    let meta = scenarios::RunMeta {
+        command: format!("concbench scenario {name}"),
+        workers: 2,
+        recorded_at: 2,
+    };
+    for (file, json) in [
+        (format!("{name}.json"), serde_json::to_string_pretty(rows)),
+        (
+            format!("{name}.meta.json"),
+            serde_json::to_string_pretty(&meta),
+        ),
+    ] {
+        std::fs::write(dir.join(file), json.expect("json") + "\n").expect("write rows");
+    }
+}
+
+fn connections_row(style: &str, connections: usize, bytes: f64) -> scenarios::ConnectionsRow {
+    let idle: u64 = 6 << 20;
+    scenarios::ConnectionsRow {
+        style: style.into(),
+        language: "rust".into(),
+        connections,
+        active: 8,
+        established: connections,
+        connect_ms: Some(connections as f64 / 10.0),
+        idle_rss_bytes: Some(idle),
+        rss_bytes: Some(idle + (bytes * connections as f64) as u64),
+        bytes_per_connection: Some(bytes),
+        server_threads: Some(if style == "threads" {
+            connections as u64 + 2
+        } else {
+            1
+        }),
+        rps: 30_000.0,
+        p50_us: Some(250),
+        p99_us: Some(1_200),
+        requests: 90_000,
+        errors: 0,
+        failed: 0,
+        idle_answered: (connections as u64 - 8) * 3,
+        idle_due: (connections as u64 - 8) * 3,
+        not_attempted: None,
+    }
+}
+
+fn io_row(style: &str, concurrency: usize, rps: f64) -> scenarios::IoRow {
+    // A 50 ms backend: the ideal is 20 replies per second per connection.
+    let ideal_rps = concurrency as f64 / 0.05;
+    scenarios::IoRow {
+        style: style.into(),
+        language: "rust".into(),
+        concurrency,
+        delay_ms: 50.0,
+        ideal_rps,
+        rps,
+        efficiency: rps / ideal_rps,
+        p50_us: Some(50_400),
+        p99_us: Some(52_000),
+        max_us: Some(60_000),
+        requests: (rps * 5.0) as u64,
+        errors: 0,
+        failed: 0,
+        latency_lower_bounds: 0,
+        server_threads: Some(3),
+        rss_bytes: Some(8 << 20),
+        server_cpu_us: Some(11.5),
+        not_attempted: None,
+    }
+}
+
+#[test]
+fn the_connections_and_io_scenarios_get_sections_and_charts() {
+    let _cleanup = Cleanup(["c10k", "c10k-out"].map(out_dir).to_vec());
+    let scenarios_dir = copied_scenarios("c10k");
+    let connections = vec![
+        connections_row("threads", 100, 24_576.0),
+        connections_row("evloop", 100, 1_536.0),
+        connections_row("threads", 1_000, 20_480.0),
+        connections_row("evloop", 1_000, 1_024.0),
+        scenarios::ConnectionsRow {
+            established: 0,
+            connect_ms: None,
+            idle_rss_bytes: None,
+            rss_bytes: None,
+            bytes_per_connection: None,
+            server_threads: None,
+            rps: 0.0,
+            p50_us: None,
+            p99_us: None,
+            requests: 0,
+            idle_answered: 0,
+            idle_due: 0,
+            not_attempted: Some("10002 threads are above the safe limit of 8000".into()),
+            ..connections_row("threads", 10_000, 0.0)
+        },
+    ];
+    let io = vec![
+        io_row("backend", 10, 198.0),
+        io_row("backend", 100, 1_980.0),
+        io_row("tokio", 10, 180.0),
+        io_row("threads", 10, 196.0),
+        io_row("tokio", 100, 1_960.0),
+        scenarios::IoRow {
+            latency_lower_bounds: 40,
+            failed: 40,
+            p99_us: Some(4_100_000),
+            ..io_row("threads", 100, 1_000.0)
+        },
+    ];
+    save_rows(&scenarios_dir, "connections", &connections);
+    save_rows(&scenarios_dir, "io", &io);
+    let inputs = Inputs {
+        scenarios_dir,
+        ..inputs("criterion", "scenarios")
+    };
+    let loaded = report::load(&inputs).expect("load");
+    assert_eq!(loaded.connections.as_ref(), Some(&connections));
+    assert_eq!(loaded.io.as_ref(), Some(&io));
+    let written =
+        report::write(&inputs, &loaded, &machine(&loaded), &out_dir("c10k-out")).expect("write");
+    let summary = std::fs::read_to_string(written.folder.join("summary.md")).expect("summary");
+    for expected in [
+        "## Many connections (C10K)\n",
+        // Grouped by server, in the order the servers first appear, by N within each.
+        "| `threads` | rust | 100 | 100 | 10.0 | 6.0 | 8.3 | 24576 | 102 | 30000 | 1.20 ms | 276 / 276 |\n\
+         | `threads` | rust | 1000 | 1000 | 100.0 | 6.0 | 25.5 | 20480 | 1002 | 30000 | 1.20 ms | 2976 / 2976 |\n\
+         | `threads` | rust | 10000 | not attempted: 10002 threads are above the safe limit of 8000 | | | | | | | | |\n\
+         | `evloop` | rust | 100 |",
+        "Bytes per connection at the largest N each server reached: `threads` 20.0 KiB at N = 1000, \
+         `evloop` 1.0 KiB at N = 1000.",
+        "At N = 1000, `evloop` holds a connection in the least memory: **1.0 KiB** per connection \
+         (the most: `threads`, 20.0 KiB).",
+        "proportional resident memory (PSS, `smaps_rollup`) of the server's process tree, \
+         read from `/proc`, above the same server's idle baseline",
+        "![bytes per connection against connections held](connections_bytes.svg)",
+        "## Waiting on a backend (io_wait)\n",
+        "### C = 10\n\nBackend delay 50.00 ms.\n",
+        // The backend first in each table, labelled; 180 of an ideal 200 is 90 %.
+        "|---:|\n| `backend` (driven directly, no server) | rust | 200 | 198 | 99 % |",
+        "| `tokio` | rust | 200 | 180 | 90 % | 50.40 ms | 52.00 ms | 0 | 0 | 3 | 8.0 | 11.5 µs |",
+        // Requests given up on: the percentiles are lower bounds.
+        "| `threads` | rust | 2000 | 1000 | 50 % | ≥ 50.40 ms | ≥ 4.10 s | 0 | 40 |",
+        "At the largest concurrency, C = 100 (ideal 2000 req/s), `tokio` reaches ≥ 90 % of the \
+         ideal; the lowest: `threads` 50 %.",
+        "The backend driven directly reached at least 99 % of its ideal at every C measured",
+        "![achieved ÷ ideal rate against concurrency](io_efficiency.svg)",
+        // How produced: both runs' commands.
+        "concbench scenario connections\nconcbench scenario io\n",
+    ] {
+        assert!(summary.contains(expected), "{expected} missing:\n{summary}");
+    }
+    for file in [
+        "connections_bytes.svg",
+        "io_efficiency.svg",
+        "connections.json",
+        "io.json",
+    ] {
+        assert!(
+            written.files.iter().any(|written| written == file),
+            "{file} missing: {:?}",
+            written.files
+        );
+        let size = std::fs::metadata(written.folder.join(file))
+            .map(|meta| meta.len())
+            .unwrap_or(0);
+        assert!(size > 0, "{file} is missing or empty on disk");
+    }
+    let chart = std::fs::read_to_string(written.folder.join("io_efficiency.svg")).expect("svg");
+    assert!(
+        chart.contains("ideal (C / delay)") && chart.contains("backend (driven directly)"),
+        "{chart}"
+    );
+    // The rows come along unchanged.
+    let copied: Vec<scenarios::ConnectionsRow> = serde_json::from_str(
+        &std::fs::read_to_string(written.folder.join("connections.json")).expect("json"),
+    )
+    .expect("connections.json parses");
+    assert_eq!(copied, connections);
+    let copied: Vec<scenarios::IoRow> = serde_json::from_str(
+        &std::fs::read_to_string(written.folder.join("io.json")).expect("json"),
+    )
+    .expect("io.json parses");
+    assert_eq!(copied, io);
+}
+
+#[test]
+fn corrupt_connections_or_io_rows_are_errors_naming_the_file() {
+    let _cleanup = Cleanup(["corrupt-io", "corrupt-connections"].map(out_dir).to_vec());
+    for (test, file) in [
+        ("corrupt-io", "io.json"),
+        ("corrupt-connections", "connections.json"),
+    ] {
+        let scenarios_dir = copied_scenarios(test);
+        // Half-written: cut off in the middle of a row.
+        std::fs::write(
+            scenarios_dir.join(file),
+            r#"[{"style": "tokio", "language": "rust", "concurrency": 10, "#,
+        )
+        .expect("write");
+        let error = report::load(&Inputs {
+            scenarios_dir,
+            ..inputs("criterion", "scenarios")
+        })
+        .expect_err("must fail");
+        assert!(matches!(error, ReportError::Parse { .. }), "{error:?}");
+        assert!(error.to_string().contains(file), "{file}: {error}");
+    }
 }

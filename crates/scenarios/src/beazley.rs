@@ -549,6 +549,7 @@ fn load_config(
             duration: Some(duration),
             requests: None,
             max_duration: duration + REQUEST_TIMEOUT,
+            settle: Duration::ZERO,
         },
         rate,
         request,

@@ -4,6 +4,9 @@
 //!   generator: `fib(1)` throughput at several connection counts, then the latency of a
 //!   `fib(1)` probe while other connections loop a long `fib(n)`.
 //!
+//! - [`io`]: requests each server answers by asking a slow backend, at rising
+//!   concurrency, against the Little's-law ideal (the I/O-bound workload).
+//!
 //! - [`tasks`]: for each style and each N, a fresh child process holds N sleeping units
 //!   and reports its wall times and the kernel's accounting of its memory.
 //!
@@ -15,6 +18,8 @@
 
 pub mod beazley;
 mod child;
+pub mod connections;
+pub mod io;
 pub mod procfs;
 mod rows;
 pub mod tasks;
@@ -23,7 +28,10 @@ pub use child::{
     BoundedOutput, ChildRegistry, CpuTime, ReadyBy, ServerChild, ServerCommand, TrackedChild,
     run_bounded,
 };
-pub use rows::{BeazleyRow, Phase, RunMeta, THROUGHPUT_BENCH_ROWS, TaskRow, ThroughputBenchRow};
+pub use rows::{
+    BeazleyRow, ConnectionsRow, IoRow, Phase, RunMeta, THROUGHPUT_BENCH_ROWS, TaskRow,
+    ThroughputBenchRow,
+};
 
 /// Why a scenario could not run.
 #[derive(Debug, thiserror::Error)]

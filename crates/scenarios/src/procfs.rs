@@ -61,6 +61,57 @@ pub fn cpu_ticks(pid: u32) -> Option<CpuTicks> {
     })
 }
 
+/// What a server's process tree holds, summed over the server and its descendants.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TreeMemory {
+    /// Proportional resident memory (`Pss` of `smaps_rollup`), bytes: each process's
+    /// private pages plus its share of the pages it shares, so pages that forked worker
+    /// processes share are counted once over the tree, not once per process.
+    pub pss_bytes: u64,
+    /// Threads, over every process of the tree.
+    pub threads: u64,
+    /// Processes in the tree.
+    pub processes: u64,
+}
+
+/// The memory and threads of `root` and every descendant; `None` when `root` cannot be
+/// read (it exited).
+pub fn tree_memory(root: u32) -> Option<TreeMemory> {
+    let mut total = TreeMemory::default();
+    let mut pending = vec![root];
+    let mut first = true;
+    while let Some(pid) = pending.pop() {
+        match process_memory(pid) {
+            Some((pss_bytes, threads)) => {
+                total.pss_bytes += pss_bytes;
+                total.threads += threads;
+                total.processes += 1;
+            }
+            None if first => return None,
+            // A child that exited meanwhile holds nothing.
+            None => {}
+        }
+        first = false;
+        pending.extend(child_pids(pid));
+    }
+    Some(total)
+}
+
+/// `Pss` (bytes) and `Threads` of one process.
+fn process_memory(pid: u32) -> Option<(u64, u64)> {
+    let field = |text: &str, name: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some((field(&rollup, "Pss:")? * 1024, field(&status, "Threads:")?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +127,10 @@ mod tests {
             .spawn()
             .expect("sleep");
         assert!(child_pids(me).contains(&child.id()));
+        let tree = tree_memory(me).expect("this process's memory");
+        assert!(tree.processes >= 2, "{tree:?}");
+        assert!(tree.threads >= 2, "{tree:?}");
+        assert!(tree.pss_bytes > 1 << 20, "{tree:?}");
         assert_eq!(parent_of(child.id()), Some(me));
         child.kill().expect("kill");
         child.wait().expect("reap");

@@ -143,6 +143,99 @@ pub struct TaskRow {
     pub not_attempted: Option<String>,
 }
 
+/// One (server, N) of the `connections` scenario (C10K): N connections held open, most
+/// of them idle, a few driven closed loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionsRow {
+    /// The server: a concbench style or a Python peer.
+    pub style: String,
+    /// What the server is written in: `rust` or `python`.
+    pub language: String,
+    /// Connections asked for (N).
+    pub connections: usize,
+    /// Of them, driven closed loop with `fib(1)` during the phase; the rest each send
+    /// one `fib(1)` a second.
+    pub active: usize,
+    /// Connections that were open when the phase began.
+    pub established: usize,
+    /// Time to open all N, ms.
+    pub connect_ms: Option<f64>,
+    /// The server's process tree's proportional resident memory before any connection,
+    /// bytes.
+    pub idle_rss_bytes: Option<u64>,
+    /// The same, with the N connections open, at the phase's end, bytes.
+    pub rss_bytes: Option<u64>,
+    /// `(rss_bytes - idle_rss_bytes) / established`: what a held connection costs.
+    pub bytes_per_connection: Option<f64>,
+    /// The server's threads, over its processes, with the N connections open.
+    pub server_threads: Option<u64>,
+    /// The active connections' replies per second.
+    pub rps: f64,
+    /// The active connections' median latency, µs.
+    pub p50_us: Option<u64>,
+    /// The active connections' 99th-percentile latency, µs.
+    pub p99_us: Option<u64>,
+    /// The active connections' replies.
+    pub requests: u64,
+    /// Error or wrong replies, on any connection.
+    pub errors: u64,
+    /// Requests that failed, timed out or were never answered, on any connection.
+    pub failed: u64,
+    /// The idle connections' requests that were answered …
+    pub idle_answered: u64,
+    /// … of those that fell due.
+    pub idle_due: u64,
+    /// Why this (server, N) was not measured: above what the machine can hold safely,
+    /// or the server could not be started or reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_attempted: Option<String>,
+}
+
+/// One (server, concurrency) of the `io` scenario: closed-loop clients whose every
+/// request (`wait 1`) the server answers by asking a backend that takes `delay_ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IoRow {
+    /// The server: a concbench style, a Python peer, or `backend` (the backend alone,
+    /// driven directly: the check that it is not the bottleneck).
+    pub style: String,
+    /// What the server is written in: `rust` or `python`.
+    pub language: String,
+    /// Client connections, each with one request outstanding (C).
+    pub concurrency: usize,
+    /// The backend's delay, ms.
+    pub delay_ms: f64,
+    /// The Little's-law ideal: C / delay, replies per second.
+    pub ideal_rps: f64,
+    /// Replies per second achieved.
+    pub rps: f64,
+    /// `rps / ideal_rps`.
+    pub efficiency: f64,
+    /// Median latency, µs.
+    pub p50_us: Option<u64>,
+    /// 99th-percentile latency, µs.
+    pub p99_us: Option<u64>,
+    /// Largest latency, µs.
+    pub max_us: Option<u64>,
+    /// Right replies.
+    pub requests: u64,
+    /// Error or wrong replies.
+    pub errors: u64,
+    /// Requests that failed, timed out or were never answered.
+    pub failed: u64,
+    /// How many latencies are lower bounds (requests given up on).
+    #[serde(default)]
+    pub latency_lower_bounds: u64,
+    /// The server's threads, over its processes, at the phase's end.
+    pub server_threads: Option<u64>,
+    /// The server's process tree's proportional resident memory at the phase's end.
+    pub rss_bytes: Option<u64>,
+    /// The server's CPU time per reply during the phase, µs.
+    pub server_cpu_us: Option<f64>,
+    /// Why this (server, C) was not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_attempted: Option<String>,
+}
+
 /// The file, in the results directory, where `benches/server.rs` leaves its
 /// [`ThroughputBenchRow`]s (beside `bench-server.meta.json`).
 pub const THROUGHPUT_BENCH_ROWS: &str = "bench-server.json";

@@ -32,6 +32,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use async_std::task;
+use workloads::backend::BackendConnector;
 use workloads::server::{self, FuturesIo, Placement, SERVER_VARIANT, ServeConfig, ServerHandle};
 use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind};
 use workloads::{
@@ -71,7 +72,9 @@ fn support_executor(workload: Workload) -> Support {
         | Workload::PingPong
         | Workload::Sleepers
         | Workload::Throughput
-        | Workload::HogLatency => Support::Runs,
+        | Workload::HogLatency
+        | Workload::Connections
+        | Workload::IoWait => Support::Runs,
     }
 }
 
@@ -277,7 +280,12 @@ async fn accept_connections(
                 let stopped = stopped.clone();
                 task::spawn(async move {
                     let compute = |n| compute_fib(n, placement);
-                    let serve = server::serve_async_connection(FuturesIo(stream), config, compute);
+                    let serve = server::serve_async_connection(
+                        FuturesIo(stream),
+                        config,
+                        AsyncStdConnector,
+                        compute,
+                    );
                     let stop = async {
                         // Only ever closed, never sent on: the error is the signal.
                         let _ = stopped.recv().await;
@@ -292,6 +300,23 @@ async fn accept_connections(
             }
             Err(error) => return eprintln!("accept failed, the server stops accepting: {error}"),
         }
+    }
+}
+
+/// A `wait` request's backend connection: `async_std::net` and its timer.
+struct AsyncStdConnector;
+
+impl BackendConnector for AsyncStdConnector {
+    type Stream = FuturesIo<async_std::net::TcpStream>;
+
+    async fn connect(&self, addr: std::net::SocketAddr) -> io::Result<Self::Stream> {
+        let stream = async_std::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(FuturesIo(stream))
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        task::sleep(duration).await;
     }
 }
 

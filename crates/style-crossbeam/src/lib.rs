@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use crossbeam::channel;
 use crossbeam::deque::{Injector, Stealer, Worker};
 use crossbeam::utils::Backoff;
-use workloads::server::{self, Compute, ServeConfig, ServerHandle};
+use workloads::server::{self, Job, JobRunner, ServeConfig, ServerHandle};
 use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind, UnitLimit};
 use workloads::{
     CpuThreads, ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support,
@@ -61,7 +61,9 @@ fn support(workload: Workload) -> Support {
         | Workload::PingPong
         | Workload::Sleepers
         | Workload::Throughput
-        | Workload::HogLatency => Support::Runs,
+        | Workload::HogLatency
+        | Workload::Connections
+        | Workload::IoWait => Support::Runs,
     }
 }
 
@@ -219,7 +221,11 @@ impl Style for Crossbeam {
         listener: TcpListener,
         config: ServeConfig,
     ) -> Result<ServerHandle, StyleError> {
-        let (job_sender, jobs) = channel::unbounded::<(u32, channel::Sender<u64>)>();
+        // Every request runs on the compute threads, `wait` requests too: a worker asks
+        // the backend over its own connection and blocks until it answers.
+        type Reply = Result<u64, workloads::backend::BackendError>;
+        let (job_sender, jobs) = channel::unbounded::<(Job, channel::Sender<Reply>)>();
+        let backend = config.backend;
         for worker_idx in 0..self.workers.get() {
             let jobs = jobs.clone();
             // The workers stop when every sender is gone: the server's and those held by
@@ -227,22 +233,22 @@ impl Style for Crossbeam {
             thread::Builder::new()
                 .name(format!("crossbeam-worker-{worker_idx}"))
                 .spawn(move || {
-                    for (n, reply) in jobs {
-                        let _ = reply.send(fib(n));
+                    for (job, reply) in jobs {
+                        let _ = reply.send(Job::run_here(job, backend));
                     }
                 })
                 .map_err(StyleError::io("starting server workers"))?;
         }
-        let compute: Compute = Arc::new(move |n| {
+        let jobs: JobRunner = Arc::new(move |job| {
             let (reply, answer) = channel::bounded(1);
             job_sender
-                .send((n, reply))
+                .send((job, reply))
                 .map_err(|_| io::Error::other("the server's workers have stopped"))?;
             answer
                 .recv()
                 .map_err(|_| io::Error::other("a server worker dropped the request"))
         });
-        server::spawn_thread_per_connection(listener, config, compute)
+        server::spawn_thread_per_connection(listener, config, jobs)
             .map_err(StyleError::io("starting the server"))
     }
 }

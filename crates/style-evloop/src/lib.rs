@@ -14,6 +14,15 @@
 //! request stalls every connection; `evloop-offload` sends each `fib` to an elastic pool
 //! of blocking threads and gets the answer back through the loop's eventfd, the seed's
 //! fix (its loop waited on futures through a socketpair).
+//!
+//! A `wait N` request (`io_wait`) is the loop's own I/O in both variants, as it is in
+//! Beazley's select loop: each client connection holds one backend connection, opened
+//! on its first `wait` with a non-blocking connect and registered with the loop like
+//! any socket (writable: connected, so write `N\n`; readable: feed the reply to the
+//! contract's `ReplyParser`). The loop serves every other connection meanwhile; the
+//! waiting one reads nothing more until the verdict is relayed. The time-outs are loop
+//! timers, and a failed backend connection is closed and opened afresh on the next
+//! `wait`.
 
 #![deny(unsafe_code)]
 
@@ -70,7 +79,9 @@ fn support_loop(workload: Workload) -> Support {
         | Workload::PingPong
         | Workload::Sleepers
         | Workload::Throughput
-        | Workload::HogLatency => Support::Runs,
+        | Workload::HogLatency
+        | Workload::Connections
+        | Workload::IoWait => Support::Runs,
     }
 }
 

@@ -1,12 +1,14 @@
-//! The only `unsafe` in this crate: thin wrappers over `epoll` and `eventfd`.
+//! The only `unsafe` in this crate: thin wrappers over `epoll` and `eventfd`, and the
+//! non-blocking TCP connect that std does not offer.
 //!
-//! Each wrapper owns its file descriptor as an [`OwnedFd`], so descriptors are closed
-//! exactly once, when dropped.
+//! Each wrapper owns its file descriptor as an [`OwnedFd`] (or a std type made from
+//! one), so descriptors are closed exactly once, when dropped.
 
 #![allow(unsafe_code)]
 
 use std::fs::File;
 use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
@@ -179,10 +181,129 @@ impl AsRawFd for EventFd {
     }
 }
 
+/// Starts a TCP connect to `addr` without waiting for it: the socket comes back at once,
+/// non-blocking, usually still connecting (`EINPROGRESS`). The loop watches it for
+/// writability; then [`TcpStream::take_error`] (`SO_ERROR`) says whether the connect
+/// failed. Errors the kernel reports at once (no route, no ports left) are returned here.
+///
+/// std's `TcpStream::connect` blocks the calling thread for the whole handshake, and
+/// `connect_timeout` too, up to its time-out: neither may run on the loop thread.
+pub(crate) fn connect_nonblocking(addr: SocketAddr) -> io::Result<TcpStream> {
+    let family = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: socket takes no pointers; a non-negative result is a new descriptor.
+    let fd = cvt(unsafe {
+        libc::socket(
+            family,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    })?;
+    // SAFETY: `fd` was just returned by socket and is owned by no one else.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let started = match addr {
+        SocketAddr::V4(addr) => connect_raw(
+            &socket,
+            &libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: addr.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(addr.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            },
+        ),
+        SocketAddr::V6(addr) => connect_raw(
+            &socket,
+            &libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: addr.port().to_be(),
+                sin6_flowinfo: addr.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: addr.ip().octets(),
+                },
+                sin6_scope_id: addr.scope_id(),
+            },
+        ),
+    };
+    match started {
+        Ok(_) => {}
+        // A non-blocking connect goes on in the background after either.
+        Err(error) if matches!(error.raw_os_error(), Some(libc::EINPROGRESS | libc::EINTR)) => {}
+        Err(error) => return Err(error),
+    }
+    Ok(TcpStream::from(socket))
+}
+
+/// libc's socket address structures that [`connect_raw`] may pass to the kernel.
+trait RawSocketAddr {}
+impl RawSocketAddr for libc::sockaddr_in {}
+impl RawSocketAddr for libc::sockaddr_in6 {}
+
+/// `connect(2)` with one of libc's socket address structures.
+fn connect_raw<A: RawSocketAddr>(socket: &OwnedFd, addr: &A) -> io::Result<libc::c_int> {
+    let len = libc::socklen_t::try_from(size_of::<A>()).map_err(io::Error::other)?;
+    // SAFETY: `addr` points to a whole, initialised `sockaddr_in` or `sockaddr_in6` (the
+    // only `RawSocketAddr`s) of `len` bytes, valid for the call; the kernel only reads it
+    // and learns its family from its first field.
+    cvt(unsafe { libc::connect(socket.as_raw_fd(), std::ptr::from_ref(addr).cast(), len) })
+}
+
 fn cvt(result: libc::c_int) -> io::Result<libc::c_int> {
     if result < 0 {
         Err(io::Error::last_os_error())
     } else {
         Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::time::Instant;
+
+    #[test]
+    fn connects_without_blocking_over_ipv4_and_ipv6() {
+        for host in ["127.0.0.1:0", "[::1]:0"] {
+            // A host without IPv6 skips that half.
+            let Ok(listener) = TcpListener::bind(host) else {
+                continue;
+            };
+            let addr = listener.local_addr().unwrap();
+            let mut stream = connect_nonblocking(addr).unwrap();
+            let (accepted, _) = listener.accept().unwrap();
+            assert_eq!(stream.take_error().unwrap().map(|e| e.kind()), None);
+            assert_eq!(stream.peer_addr().unwrap(), addr);
+            assert_eq!(accepted.peer_addr().unwrap(), stream.local_addr().unwrap());
+            // Non-blocking: nothing to read is `WouldBlock`, not a wait.
+            let error = stream.read(&mut [0u8; 1]).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
+        }
+    }
+
+    #[test]
+    fn a_refused_connect_is_reported_by_so_error_or_at_once() {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap();
+        let stream = match connect_nonblocking(addr) {
+            Ok(stream) => stream,
+            Err(error) => {
+                assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+                return;
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(error) = stream.take_error().unwrap() {
+                assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+                return;
+            }
+            assert!(Instant::now() < deadline, "the refusal never came");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 }

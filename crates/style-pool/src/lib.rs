@@ -30,7 +30,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 pub use thread_pool::{Spawner, ThreadPool};
-use workloads::server::{self, Compute, ServeConfig, ServerHandle};
+use workloads::server::{self, Job, JobRunner, ServeConfig, ServerHandle};
 use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind};
 use workloads::{
     CpuThreads, ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support,
@@ -58,7 +58,9 @@ fn support(workload: Workload) -> Support {
         | Workload::Spawn
         | Workload::PingPong
         | Workload::Throughput
-        | Workload::HogLatency => Support::Runs,
+        | Workload::HogLatency
+        | Workload::Connections
+        | Workload::IoWait => Support::Runs,
         Workload::Sleepers => Support::NotApplicable(FIXED_POOL_SLEEPERS),
     }
 }
@@ -145,16 +147,20 @@ impl Style for Pool {
         config: ServeConfig,
     ) -> Result<ServerHandle, StyleError> {
         let spawner = self.pool.spawner();
-        let compute: Compute = Arc::new(move |n| {
+        let backend = config.backend;
+        // Every request runs on the pool, `wait` requests too: a worker asks the backend
+        // over its own connection and blocks until it answers, so at most `workers`
+        // requests wait at once (the fixed pool's lesson in `io_wait`).
+        let jobs: JobRunner = Arc::new(move |job: Job| {
             let (sender, receiver) = mpsc::sync_channel(1);
             spawner.execute(move || {
-                let _ = sender.send(fib(n));
+                let _ = sender.send(job.run_here(backend));
             });
             receiver
                 .recv()
                 .map_err(|_| io::Error::other("the pool shut down before answering"))
         });
-        server::spawn_thread_per_connection(listener, config, compute)
+        server::spawn_thread_per_connection(listener, config, jobs)
             .map_err(StyleError::io("starting the server"))
     }
 }

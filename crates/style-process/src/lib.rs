@@ -38,7 +38,7 @@ pub use worker::run_worker;
 
 use message::Request;
 use unit::UnitProcess;
-use workloads::server::{self, Compute, ServeConfig, ServerHandle};
+use workloads::server::{self, Job, JobRunner, ServeConfig, ServerHandle};
 use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind, UnitLimit};
 use workloads::{
     CpuThreads, ForkJoin, ServerModel, Style, StyleConfig, StyleEntry, StyleError, Support,
@@ -65,7 +65,9 @@ fn support(workload: Workload) -> Support {
         | Workload::PingPong
         | Workload::Sleepers
         | Workload::Throughput
-        | Workload::HogLatency => Support::Runs,
+        | Workload::HogLatency
+        | Workload::Connections
+        | Workload::IoWait => Support::Runs,
     }
 }
 
@@ -222,8 +224,14 @@ impl Style for Processes {
         config: ServeConfig,
     ) -> Result<ServerHandle, StyleError> {
         let pool = Arc::clone(&self.pool);
-        let compute: Compute = Arc::new(move |n| pool.fib(n).map_err(io::Error::other));
-        server::spawn_thread_per_connection(listener, config, compute)
+        let backend = config.backend;
+        // fib goes to the worker processes; a `wait` request's backend I/O happens in the
+        // connection's thread, as the seed's process-pool server does its I/O.
+        let jobs: JobRunner = Arc::new(move |job| match job {
+            Job::Fib(n) => pool.fib(n).map(Ok).map_err(io::Error::other),
+            Job::AskBackend(_) => Ok(job.run_here(backend)),
+        });
+        server::spawn_thread_per_connection(listener, config, jobs)
             .map_err(StyleError::io("starting the server"))
     }
 }

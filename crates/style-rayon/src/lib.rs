@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rayon::prelude::*;
-use workloads::server::{self, Compute, ServeConfig, ServerHandle};
+use workloads::server::{self, Job, JobRunner, ServeConfig, ServerHandle};
 use workloads::tasks::{self, PingPong, Sleepers, UnitKind};
 use workloads::{
     CpuThreads, ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support,
@@ -50,7 +50,9 @@ fn support(workload: Workload) -> Support {
         | Workload::FibForkJoin
         | Workload::Spawn
         | Workload::Throughput
-        | Workload::HogLatency => Support::Runs,
+        | Workload::HogLatency
+        | Workload::Connections
+        | Workload::IoWait => Support::Runs,
         Workload::PingPong => Support::NotApplicable(NO_CHANNELS),
         Workload::Sleepers => Support::NotApplicable(NO_TIMERS),
     }
@@ -113,8 +115,14 @@ impl Style for Rayon {
         config: ServeConfig,
     ) -> Result<ServerHandle, StyleError> {
         let pool = Arc::clone(&self.pool);
-        let compute: Compute = Arc::new(move |n| Ok(pool.install(|| workloads::fib(n))));
-        server::spawn_thread_per_connection(listener, config, compute)
+        let backend = config.backend;
+        // fib runs on the pool; a `wait` request blocks only its connection's thread,
+        // never a rayon worker (rayon's pool is for CPU work, not for waiting on I/O).
+        let jobs: JobRunner = Arc::new(move |job| match job {
+            Job::Fib(n) => Ok(Ok(pool.install(|| workloads::fib(n)))),
+            Job::AskBackend(_) => Ok(job.run_here(backend)),
+        });
+        server::spawn_thread_per_connection(listener, config, jobs)
             .map_err(StyleError::io("starting the server"))
     }
 }

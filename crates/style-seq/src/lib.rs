@@ -35,6 +35,7 @@ pub const ENTRY: StyleEntry = StyleEntry {
 
 const NO_SECOND_UNIT: &str = "one thread has no second unit to exchange messages with";
 const SLEEPS_IN_TURN: &str = "one thread would sleep N times in turn, not N units at once";
+const ONE_CONNECTION_AT_A_TIME: &str = "an iterative server holds one connection at a time: the other N − 1 wait in the listen backlog, unserved";
 
 fn support(workload: Workload) -> Support {
     match workload {
@@ -43,8 +44,10 @@ fn support(workload: Workload) -> Support {
         | Workload::FibForkJoin
         | Workload::Spawn
         | Workload::Throughput
-        | Workload::HogLatency => Support::Runs,
+        | Workload::HogLatency
+        | Workload::IoWait => Support::Runs,
         Workload::PingPong => Support::NotApplicable(NO_SECOND_UNIT),
+        Workload::Connections => Support::NotApplicable(ONE_CONNECTION_AT_A_TIME),
         Workload::Sleepers => Support::NotApplicable(SLEEPS_IN_TURN),
     }
 }
@@ -88,7 +91,7 @@ impl Style for Sequential {
         listener: TcpListener,
         config: ServeConfig,
     ) -> Result<ServerHandle, StyleError> {
-        server::spawn_iterative(listener, config, server::inline_compute())
+        server::spawn_iterative(listener, config, server::inline_jobs(&config))
             .map_err(StyleError::io("starting the iterative server"))
     }
 }

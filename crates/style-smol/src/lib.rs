@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use smol::Executor;
 use smol::channel::{self, Sender};
+use workloads::backend::BackendConnector;
 use workloads::server::{self, FuturesIo, Placement, SERVER_VARIANT, ServeConfig, ServerHandle};
 use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind};
 use workloads::{
@@ -63,7 +64,9 @@ fn support_executor(workload: Workload) -> Support {
         | Workload::PingPong
         | Workload::Sleepers
         | Workload::Throughput
-        | Workload::HogLatency => Support::Runs,
+        | Workload::HogLatency
+        | Workload::Connections
+        | Workload::IoWait => Support::Runs,
     }
 }
 
@@ -259,8 +262,13 @@ async fn accept_connections(
                 let connection = async move {
                     let compute = |n| compute_fib(n, placement);
                     // A failed connection concerns its client only.
-                    let _ =
-                        server::serve_async_connection(FuturesIo(stream), config, compute).await;
+                    let _ = server::serve_async_connection(
+                        FuturesIo(stream),
+                        config,
+                        SmolConnector,
+                        compute,
+                    )
+                    .await;
                 };
                 connections.push(executor.spawn(connection));
             }
@@ -269,6 +277,24 @@ async fn accept_connections(
             }
             Err(error) => return eprintln!("accept failed, the server stops accepting: {error}"),
         }
+    }
+}
+
+/// A `wait` request's backend connection: `smol::net` (async-io's reactor) and its
+/// timer.
+struct SmolConnector;
+
+impl BackendConnector for SmolConnector {
+    type Stream = FuturesIo<smol::net::TcpStream>;
+
+    async fn connect(&self, addr: std::net::SocketAddr) -> io::Result<Self::Stream> {
+        let stream = smol::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(FuturesIo(stream))
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        smol::Timer::after(duration).await;
     }
 }
 

@@ -66,7 +66,9 @@ fn support_static(workload: Workload) -> Support {
         | Workload::PingPong
         | Workload::Sleepers
         | Workload::Throughput
-        | Workload::HogLatency => Support::NotApplicable(STATIC_ONLY_BATCHES),
+        | Workload::HogLatency
+        | Workload::Connections
+        | Workload::IoWait => Support::NotApplicable(STATIC_ONLY_BATCHES),
     }
 }
 
@@ -132,7 +134,9 @@ fn support(workload: Workload) -> Support {
         | Workload::PingPong
         | Workload::Sleepers
         | Workload::Throughput
-        | Workload::HogLatency => Support::Runs,
+        | Workload::HogLatency
+        | Workload::Connections
+        | Workload::IoWait => Support::Runs,
     }
 }
 
@@ -227,7 +231,7 @@ impl Style for Threads {
         listener: TcpListener,
         config: ServeConfig,
     ) -> Result<ServerHandle, StyleError> {
-        server::spawn_thread_per_connection(listener, config, server::inline_compute())
+        server::spawn_thread_per_connection(listener, config, server::inline_jobs(&config))
             .map_err(StyleError::io("starting the server"))
     }
 }

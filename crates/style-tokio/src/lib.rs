@@ -36,6 +36,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
+use workloads::backend::BackendConnector;
 use workloads::server::{self, AsyncStream, Placement, SERVER_VARIANT, ServeConfig, ServerHandle};
 use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind};
 use workloads::{
@@ -86,7 +87,9 @@ fn support_runtime(workload: Workload) -> Support {
         | Workload::PingPong
         | Workload::Sleepers
         | Workload::Throughput
-        | Workload::HogLatency => Support::Runs,
+        | Workload::HogLatency
+        | Workload::Connections
+        | Workload::IoWait => Support::Runs,
     }
 }
 
@@ -334,8 +337,13 @@ async fn accept_connections(
                 connections.spawn(async move {
                     let compute = |n| compute_fib(n, placement);
                     // A failed connection concerns its client only.
-                    let _ =
-                        server::serve_async_connection(TokioStream(stream), config, compute).await;
+                    let _ = server::serve_async_connection(
+                        TokioStream(stream),
+                        config,
+                        TokioConnector,
+                        compute,
+                    )
+                    .await;
                 });
             }
             Err(error) if server::is_transient_accept_error(&error) => {
@@ -353,6 +361,23 @@ async fn compute_fib(n: u32, placement: Placement) -> io::Result<u64> {
         Placement::Offload => tokio::task::spawn_blocking(move || fib(n))
             .await
             .map_err(io::Error::other),
+    }
+}
+
+/// A `wait` request's backend connection: `tokio::net` and tokio's timer.
+struct TokioConnector;
+
+impl BackendConnector for TokioConnector {
+    type Stream = TokioStream;
+
+    async fn connect(&self, addr: std::net::SocketAddr) -> io::Result<Self::Stream> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(TokioStream(stream))
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
     }
 }
 

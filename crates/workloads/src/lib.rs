@@ -13,10 +13,12 @@
 //! - [`tasks`]: the outcomes and checks of `spawn`, `ping_pong` and `sleepers`, and the
 //!   machine's limits on threads and processes;
 //! - [`protocol`]: the wire protocol as a sans-I/O [`protocol::Session`], and [`server`]:
-//!   the blocking and futures-io connection loops and acceptors that servers share.
+//!   the blocking and futures-io connection loops and acceptors that servers share;
+//!   [`backend`]: the clients with which servers ask the backend of a `wait` request.
 
 #![forbid(unsafe_code)]
 
+pub mod backend;
 mod check;
 mod fib;
 mod inputs;

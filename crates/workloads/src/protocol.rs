@@ -6,6 +6,17 @@
 //! [`MAX_LINE_LEN`] bytes is answered with `error: line too long\n` and the connection
 //! is closed. Pipelined requests are answered in order.
 //!
+//! The second request form, `wait N` (the `io_wait` workload), is answered by asking the
+//! server's backend ([`crate::backend`]) for `fib(N)` and relaying its reply; a backend
+//! that is not configured, unreachable, silent or broken is answered `error: backend: …`
+//! and the connection stays open. `N` obeys the same `max_n`.
+//!
+//! Framing: by default a request is a line ([`Framing::Line`]). [`Framing::Seed`] reads
+//! as the seed's `server.py` does: one read is one request, newline optional, so the
+//! seed's unmodified `perf1.py`/`perf2.py` clients (they send `30` or `1` with no
+//! newline) work. Line framing stays the default because the seed's framing breaks on a
+//! request split across reads, or two requests coalesced into one.
+//!
 //! [`Session`] holds the protocol state of one connection and does no I/O, so every
 //! server — blocking, async or the hand-built loop — feeds it the bytes it read, asks it
 //! for the next step, and writes out the bytes it produced. The protocol is therefore
@@ -19,6 +30,40 @@ pub const MAX_LINE_LEN: usize = 64;
 
 /// The largest `n` a server accepts unless configured otherwise.
 pub const DEFAULT_MAX_N: u32 = 40;
+
+/// What starts a `wait N` request line: answered through the backend.
+pub const WAIT_PREFIX: &[u8] = b"wait ";
+
+/// How a server cuts the bytes it reads into requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Framing {
+    /// A request is a line ending in `\n` (`\r\n` accepted): the protocol's own framing.
+    #[default]
+    Line,
+    /// One read is one request, a trailing newline optional: the seed's `server.py`
+    /// framing (`client.recv(100)`), for its unmodified clients. A read that holds more
+    /// than one line is one bad request, as it is for the seed.
+    Seed,
+}
+
+impl Framing {
+    /// The framing's name on the command line: `line` or `seed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Line => "line",
+            Self::Seed => "seed",
+        }
+    }
+}
+
+/// A request line, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// `N`: compute `fib(N)`.
+    Fib(u32),
+    /// `wait N`: ask the backend for `fib(N)` and relay its answer.
+    Wait(u32),
+}
 
 /// Why a request line was refused; the reply is `error: <Display>\n`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,11 +93,19 @@ impl fmt::Display for BadRequest {
 }
 
 /// Parses one request line (without its `\n`; a trailing `\r` is ignored).
-pub fn parse_request(line: &[u8], max_n: u32) -> Result<u32, BadRequest> {
+pub fn parse_request(line: &[u8], max_n: u32) -> Result<Request, BadRequest> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.len() > MAX_LINE_LEN {
         return Err(BadRequest::TooLong);
     }
+    match line.strip_prefix(WAIT_PREFIX) {
+        Some(number) => parse_number(number, max_n).map(Request::Wait),
+        None => parse_number(line, max_n).map(Request::Fib),
+    }
+}
+
+/// Parses the decimal `n` of a request, `n <= max_n`.
+fn parse_number(line: &[u8], max_n: u32) -> Result<u32, BadRequest> {
     if line.is_empty() {
         return Err(BadRequest::Empty);
     }
@@ -73,6 +126,9 @@ pub fn parse_request(line: &[u8], max_n: u32) -> Result<u32, BadRequest> {
 pub enum Action {
     /// Compute `fib(n)` and hand it to [`Session::answer`] before asking again.
     Compute(u32),
+    /// Ask the backend for `fib(n)` and hand its answer, or why there is none, to
+    /// [`Session::answer_backend`] before asking again.
+    AskBackend(u32),
     /// Read more bytes and [`Session::receive`] them.
     Read,
     /// Write out [`Session::output`], then close the connection.
@@ -86,6 +142,7 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub struct Session {
     max_n: u32,
+    framing: Framing,
     input: Vec<u8>,
     /// Bytes of `input` already consumed as complete lines.
     consumed: usize,
@@ -95,10 +152,11 @@ pub struct Session {
 }
 
 impl Session {
-    /// A new connection's state, accepting `n <= max_n`.
-    pub fn new(max_n: u32) -> Self {
+    /// A new connection's state, accepting `n <= max_n`, cutting requests by `framing`.
+    pub fn new(max_n: u32, framing: Framing) -> Self {
         Self {
             max_n,
+            framing,
             input: Vec::with_capacity(2 * MAX_LINE_LEN),
             consumed: 0,
             output: Vec::with_capacity(256),
@@ -107,14 +165,32 @@ impl Session {
         }
     }
 
-    /// Appends bytes read from the connection.
+    /// Appends bytes read from the connection: under [`Framing::Seed`], the bytes of
+    /// one read (one call) are one request.
     pub fn receive(&mut self, bytes: &[u8]) {
         if self.consumed > 0 {
             // Drop consumed lines before growing, so the buffer stays one line long.
             self.input.drain(..self.consumed);
             self.consumed = 0;
         }
-        self.input.extend_from_slice(bytes);
+        match self.framing {
+            Framing::Line => self.input.extend_from_slice(bytes),
+            Framing::Seed => {
+                if bytes.is_empty() || self.closing {
+                    return;
+                }
+                let request = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+                if request.contains(&b'\n') {
+                    // Two lines in one read: the seed's `int()` refuses it too.
+                    self.refuse(BadRequest::NotANumber);
+                } else if request.strip_suffix(b"\r").unwrap_or(request).len() > MAX_LINE_LEN {
+                    self.refuse(BadRequest::TooLong);
+                } else {
+                    self.input.extend_from_slice(request);
+                    self.input.push(b'\n');
+                }
+            }
+        }
     }
 
     /// The next thing to do. Bad lines are answered here, into the output, without
@@ -146,21 +222,38 @@ impl Session {
             let parsed = parse_request(&pending[..line_len], self.max_n);
             self.consumed += line_len + 1;
             match parsed {
-                Ok(n) => {
+                Ok(Request::Fib(n)) => {
                     self.awaiting_answer = true;
                     return Action::Compute(n);
+                }
+                Ok(Request::Wait(n)) => {
+                    self.awaiting_answer = true;
+                    return Action::AskBackend(n);
                 }
                 Err(bad) => self.refuse(bad),
             }
         }
     }
 
-    /// Records the answer to the last [`Action::Compute`].
+    /// Records the answer to the last [`Action::Compute`] or [`Action::AskBackend`].
     pub fn answer(&mut self, value: u64) {
         debug_assert!(self.awaiting_answer, "answer without a computed request");
         self.awaiting_answer = false;
         // Formats straight into the output buffer: no allocation per reply.
         let _ = writeln!(self.output, "{value}");
+    }
+
+    /// Records what the backend said to the last [`Action::AskBackend`]: its answer, or
+    /// `error: backend: <why>` with the connection kept open.
+    pub fn answer_backend(&mut self, answer: Result<u64, crate::backend::BackendError>) {
+        match answer {
+            Ok(value) => self.answer(value),
+            Err(error) => {
+                debug_assert!(self.awaiting_answer, "answer without a computed request");
+                self.awaiting_answer = false;
+                let _ = writeln!(self.output, "error: backend: {error}");
+            }
+        }
     }
 
     /// Replies produced so far and not yet taken.
@@ -195,13 +288,19 @@ mod tests {
 
     /// Feeds `input` in the given pieces and answers every request with `fib`.
     fn exchange(pieces: &[&[u8]], max_n: u32) -> (String, bool) {
-        let mut session = Session::new(max_n);
+        exchange_framed(pieces, max_n, Framing::Line)
+    }
+
+    fn exchange_framed(pieces: &[&[u8]], max_n: u32, framing: Framing) -> (String, bool) {
+        let mut session = Session::new(max_n, framing);
         let mut closed = false;
         for piece in pieces {
             session.receive(piece);
             loop {
                 match session.next_action() {
                     Action::Compute(n) => session.answer(crate::fib_reference(n).unwrap()),
+                    // Stands in for a backend: 1000 + n, so the test sees which form ran.
+                    Action::AskBackend(n) => session.answer(1000 + u64::from(n)),
                     Action::Read => break,
                     Action::Close => {
                         closed = true;
@@ -283,7 +382,7 @@ mod tests {
 
     #[test]
     fn output_is_consumed_in_parts() {
-        let mut session = Session::new(40);
+        let mut session = Session::new(40, Framing::Line);
         session.receive(b"10\n");
         assert_eq!(session.next_action(), Action::Compute(10));
         session.answer(55);
@@ -292,5 +391,68 @@ mod tests {
         assert_eq!(session.output(), b"5\n");
         session.consume_output(2);
         assert!(!session.has_output());
+    }
+
+    #[test]
+    fn wait_requests_ask_the_backend_in_order_with_the_others() {
+        assert_eq!(
+            exchange(&[b"wait 5\n3\nwait 40\r\n"], 40),
+            ("1005\n2\n1040\n".into(), false)
+        );
+        let (output, closed) = exchange(&[b"wait\nwait \nwait x\nwait 41\nWAIT 1\nwait  1\n"], 40);
+        assert!(!closed);
+        assert_eq!(
+            output,
+            "error: not a number\n\
+             error: empty request\n\
+             error: not a number\n\
+             error: out of range: n must be at most 40\n\
+             error: not a number\n\
+             error: not a number\n"
+        );
+    }
+
+    #[test]
+    fn a_backend_failure_is_an_error_reply_and_the_session_goes_on() {
+        let mut session = Session::new(40, Framing::Line);
+        session.receive(b"wait 3\n4\n");
+        assert_eq!(session.next_action(), Action::AskBackend(3));
+        session.answer_backend(Err(crate::backend::BackendError::NotConfigured));
+        assert_eq!(session.next_action(), Action::Compute(4));
+        session.answer(3);
+        assert_eq!(session.next_action(), Action::Read);
+        assert_eq!(
+            session.output(),
+            b"error: backend: no backend configured (serve --backend ADDR)\n3\n"
+        );
+    }
+
+    #[test]
+    fn seed_framing_takes_one_read_as_one_request() {
+        // perf2.py sends `1` with no newline and reads the reply before sending again.
+        assert_eq!(
+            exchange_framed(&[b"1", b"30", b"7\n", b"7\r\n"], 40, Framing::Seed),
+            ("1\n832040\n13\n13\n".into(), false)
+        );
+        // A request split over two reads is two requests, as for the seed's server:
+        // why line framing stays the default.
+        assert_eq!(
+            exchange_framed(&[b"1", b"2"], 40, Framing::Seed),
+            ("1\n1\n".into(), false)
+        );
+        // Two lines in one read are one bad request.
+        assert_eq!(
+            exchange_framed(&[b"1\n2\n", b"3"], 40, Framing::Seed),
+            ("error: not a number\n2\n".into(), false)
+        );
+        assert_eq!(
+            exchange_framed(&[b"wait 2"], 40, Framing::Seed),
+            ("1002\n".into(), false)
+        );
+        let long = [b'1'; MAX_LINE_LEN + 1];
+        assert_eq!(
+            exchange_framed(&[&long, b"1"], 40, Framing::Seed),
+            ("error: line too long\n".into(), true)
+        );
     }
 }

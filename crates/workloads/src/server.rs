@@ -3,7 +3,8 @@
 //!
 //! The protocol itself is [`crate::protocol::Session`]; this module only moves bytes
 //! between a blocking [`TcpStream`] and a session, and owns the acceptor threads. Styles
-//! differ in where `fib` runs, which they pass in as a [`Compute`] function.
+//! differ in where a request runs — `fib`, and the backend call of a `wait` request —
+//! which they pass in as a [`JobRunner`].
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -13,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crate::protocol::{Action, DEFAULT_MAX_N, Session};
+use crate::backend::{self, AsyncBackend, BackendConnector, BackendError};
+use crate::protocol::{Action, DEFAULT_MAX_N, Framing, Session};
 use crate::style::{Support, Workload};
 
 /// How a server is configured; the same for every style in one comparison.
@@ -21,23 +23,59 @@ use crate::style::{Support, Workload};
 pub struct ServeConfig {
     /// The largest `n` accepted; larger ones get `error: out of range …`.
     pub max_n: u32,
+    /// How requests are cut from the bytes read.
+    pub framing: Framing,
+    /// The backend that answers `wait N` requests; `None`: they are answered
+    /// `error: backend: no backend configured …`.
+    pub backend: Option<SocketAddr>,
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
         Self {
             max_n: DEFAULT_MAX_N,
+            framing: Framing::Line,
+            backend: None,
         }
     }
 }
 
-/// Computes `fib(n)` for one request, wherever the style runs it; an error closes the
-/// connection (a worker process died, a pool shut down).
-pub type Compute = Arc<dyn Fn(u32) -> io::Result<u64> + Send + Sync>;
+impl ServeConfig {
+    /// A new protocol session for one connection of this server.
+    pub fn session(&self) -> Session {
+        Session::new(self.max_n, self.framing)
+    }
+}
 
-/// Computes `fib(n)` inline, on the thread that serves the connection.
-pub fn inline_compute() -> Compute {
-    Arc::new(|n| Ok(crate::fib(n)))
+/// One request a blocking server hands to wherever its style runs requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// Compute `fib(n)`.
+    Fib(u32),
+    /// Ask the backend for `fib(n)`.
+    AskBackend(u32),
+}
+
+impl Job {
+    /// Runs the job on the calling thread: `fib` inline, or the backend asked over this
+    /// thread's own connection ([`backend::ask_on_this_thread`]), blocking it meanwhile.
+    pub fn run_here(self, backend: Option<SocketAddr>) -> Result<u64, BackendError> {
+        match self {
+            Self::Fib(n) => Ok(crate::fib(n)),
+            Self::AskBackend(n) => backend::ask_on_this_thread(backend, n),
+        }
+    }
+}
+
+/// Runs one request's [`Job`] wherever the style runs it, and returns its answer (or
+/// why the backend gave none, which the client reads as `error: backend: …`); an
+/// `Err` closes the connection (a worker process died, a pool shut down).
+pub type JobRunner = Arc<dyn Fn(Job) -> io::Result<Result<u64, BackendError>> + Send + Sync>;
+
+/// Runs every job inline, on the thread that serves the connection.
+pub fn inline_jobs(config: &ServeConfig) -> JobRunner {
+    let backend = config.backend;
+    Arc::new(move |job| Ok(job.run_here(backend)))
 }
 
 /// A running server. Dropping it (or calling [`ServerHandle::stop`]) stops accepting
@@ -89,13 +127,13 @@ impl std::fmt::Debug for ServerHandle {
 }
 
 /// Serves one connection on the calling thread until the client disconnects, sends a
-/// line too long, or `compute` fails.
+/// line too long, or `jobs` fails.
 pub fn serve_connection(
     mut stream: TcpStream,
     config: ServeConfig,
-    compute: &Compute,
+    jobs: &JobRunner,
 ) -> io::Result<()> {
-    let mut session = Session::new(config.max_n);
+    let mut session = config.session();
     let mut buffer = [0u8; 4096];
     loop {
         let read = match stream.read(&mut buffer) {
@@ -107,7 +145,8 @@ pub fn serve_connection(
         session.receive(&buffer[..read]);
         loop {
             match session.next_action() {
-                Action::Compute(n) => session.answer(compute(n)?),
+                Action::Compute(n) => session.answer_backend(jobs(Job::Fib(n))?),
+                Action::AskBackend(n) => session.answer_backend(jobs(Job::AskBackend(n))?),
                 Action::Read => break,
                 Action::Close => {
                     stream.write_all(session.output())?;
@@ -181,26 +220,34 @@ pub fn server_variant_support(workload: Workload) -> Support {
         | Workload::Spawn
         | Workload::PingPong
         | Workload::Sleepers => Support::NotApplicable(SERVER_VARIANT),
-        Workload::Throughput | Workload::HogLatency => Support::Runs,
+        Workload::Throughput | Workload::HogLatency | Workload::Connections | Workload::IoWait => {
+            Support::Runs
+        }
     }
 }
 
 /// Serves one connection of an async server until the client disconnects or sends a
 /// line too long.
 ///
-/// `compute` is awaited for every request in turn, so requests are answered in order;
-/// whether it computes inline or offloads is the style's choice.
-pub async fn serve_async_connection<S, F, Fut>(
+/// `compute` is awaited for every `fib` request in turn, so requests are answered in
+/// order; whether it computes inline or offloads is the style's choice. A `wait`
+/// request is answered through one backend connection that this connection opens with
+/// `connector` (the runtime's own `net` types) on first use and keeps: the task awaits
+/// the backend without holding its thread.
+pub async fn serve_async_connection<S, C, F, Fut>(
     mut stream: S,
     config: ServeConfig,
+    connector: C,
     mut compute: F,
 ) -> io::Result<()>
 where
     S: AsyncStream,
+    C: BackendConnector,
     F: FnMut(u32) -> Fut,
     Fut: Future<Output = io::Result<u64>>,
 {
-    let mut session = Session::new(config.max_n);
+    let mut session = config.session();
+    let mut backend = AsyncBackend::new(connector, config.backend);
     let mut buffer = [0u8; 4096];
     loop {
         let read = stream.read(&mut buffer).await?;
@@ -211,6 +258,7 @@ where
         loop {
             match session.next_action() {
                 Action::Compute(n) => session.answer(compute(n).await?),
+                Action::AskBackend(n) => session.answer_backend(backend.ask(n).await),
                 Action::Read => break,
                 Action::Close => {
                     stream.write_all(session.output()).await?;
@@ -229,15 +277,15 @@ where
 pub fn spawn_thread_per_connection(
     listener: TcpListener,
     config: ServeConfig,
-    compute: Compute,
+    jobs: JobRunner,
 ) -> io::Result<ServerHandle> {
     spawn_acceptor(listener, "acceptor", move |stream, tracked| {
-        let compute = Arc::clone(&compute);
+        let jobs = Arc::clone(&jobs);
         let spawned = thread::Builder::new()
             .name("connection".into())
             .spawn(move || {
                 let _tracked = tracked;
-                serve_connection(stream, config, &compute)
+                serve_connection(stream, config, &jobs)
             });
         if let Err(error) = spawned {
             // Out of threads: this connection is dropped (the client sees it closed),
@@ -252,11 +300,11 @@ pub fn spawn_thread_per_connection(
 pub fn spawn_iterative(
     listener: TcpListener,
     config: ServeConfig,
-    compute: Compute,
+    jobs: JobRunner,
 ) -> io::Result<ServerHandle> {
     spawn_acceptor(listener, "iterative", move |stream, _tracked| {
         // A failed connection ends; the next one is accepted.
-        let _ = serve_connection(stream, config, &compute);
+        let _ = serve_connection(stream, config, &jobs);
     })
 }
 

@@ -43,7 +43,7 @@ pub trait Style: Send + Sync {
     /// finish; returns when all have.
     fn sleepers(&self, n_units: usize, sleep: Duration) -> Result<Sleepers, StyleError>;
 
-    /// `throughput` and `hog_latency`: serves the wire protocol ([`crate::protocol`]) on
+    /// `throughput`, `hog_latency`, `connections` and `io_wait`: serves the wire protocol ([`crate::protocol`]) on
     /// `listener`, in the background, until the returned handle is stopped or dropped.
     /// Runs on the style's own pool or runtime, built in [`StyleEntry::build`].
     fn serve(&self, listener: TcpListener, config: ServeConfig)
@@ -70,11 +70,17 @@ pub enum Workload {
     /// The seed's `perf1`, inverted: connections looping a long `fib(n)` while a probe
     /// connection measures the latency of `fib(1)`.
     HogLatency,
+    /// C10K: many open, mostly idle connections; server memory per connection, and the
+    /// active connections' rate and tail as their number grows.
+    Connections,
+    /// Requests the server answers by asking a slow backend (`wait N`): the achieved
+    /// rate against the Little's-law ideal, concurrency / backend delay.
+    IoWait,
 }
 
 impl Workload {
     /// Every workload, in the order of the matrix's columns.
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 10] = [
         Self::FibBatch,
         Self::FibSkewed,
         Self::FibForkJoin,
@@ -83,6 +89,8 @@ impl Workload {
         Self::Sleepers,
         Self::Throughput,
         Self::HogLatency,
+        Self::Connections,
+        Self::IoWait,
     ];
 
     /// The workload's name, as used by criterion groups and the matrix.
@@ -96,6 +104,8 @@ impl Workload {
             Self::Sleepers => "sleepers",
             Self::Throughput => "throughput",
             Self::HogLatency => "hog_latency",
+            Self::Connections => "connections",
+            Self::IoWait => "io_wait",
         }
     }
 }

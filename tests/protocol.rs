@@ -430,6 +430,116 @@ fn answers_backend_failures_and_keeps_the_connection(server: Server) {
     assert!(reply.starts_with("error: backend: "), "reply {reply:?}");
 }
 
+/// A stand-in backend that answers every request badly, `mode` saying how: `garbage`
+/// (a line that is no number), `endless` (a reply line that never ends: 1 MiB of digits,
+/// then the connection closes), `flood` (the answer, then a second, unasked one).
+/// Its threads end once their connection does; dropping it stops the acceptor.
+struct HostileBackend {
+    addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    acceptor: Option<thread::JoinHandle<()>>,
+}
+
+impl HostileBackend {
+    fn start(mode: &'static str) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = std::sync::Arc::clone(&stop);
+        let acceptor = thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) {
+                let Ok((stream, _)) = listener.accept() else {
+                    thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                thread::spawn(move || Self::serve(stream, mode));
+            }
+        });
+        Self {
+            addr,
+            stop,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    fn serve(stream: TcpStream, mode: &str) {
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        while reader.read_line(&mut line).is_ok_and(|read| read > 0) {
+            let stream = reader.get_mut();
+            let written = match mode {
+                "garbage" => stream.write_all(b"xyz\n"),
+                // The right answer to `wait 3`, then a line nobody asked for.
+                "flood" => stream.write_all(b"2\n99\n"),
+                _ => {
+                    let digits = [b'7'; 64 * 1024];
+                    for _ in 0..16 {
+                        if stream.write_all(&digits).is_err() {
+                            break;
+                        }
+                    }
+                    return;
+                }
+            };
+            if written.is_err() {
+                return;
+            }
+            line.clear();
+        }
+    }
+}
+
+impl Drop for HostileBackend {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
+
+fn answers_a_hostile_backend_with_an_error(server: Server) {
+    if !server.available() {
+        return;
+    }
+    for mode in ["garbage", "endless"] {
+        let backend = HostileBackend::start(mode);
+        let addr = backend.addr.to_string();
+        let process = ServerProcess::start_server_with(server, MAX_N, &["--backend", &addr]);
+        let mut client = Client::connect(process.addr());
+        assert_eq!(
+            client.send_line("wait 3"),
+            "error: backend: bad reply",
+            "{mode}"
+        );
+        // The client's connection goes on, and so do waits (the next backend
+        // connection is opened afresh, and is as broken).
+        assert_eq!(client.ask(7), answer(7), "{mode}");
+        let reply = client.send_line("wait 3");
+        assert!(reply.starts_with("error: backend: "), "{mode}: {reply:?}");
+    }
+    // A backend that answers, then sends a line nobody asked for: the extra line is
+    // never relayed as an answer (whether it came in the same read or later, the
+    // connection is out of step and dropped).
+    let backend = HostileBackend::start("flood");
+    let addr = backend.addr.to_string();
+    let process = ServerProcess::start_server_with(server, MAX_N, &["--backend", &addr]);
+    let mut client = Client::connect(process.addr());
+    for _ in 0..5 {
+        let reply = client.send_line("wait 3");
+        assert!(
+            reply == answer(3) || reply == "error: backend: bad reply",
+            "an unasked line was relayed: {reply:?}"
+        );
+        // Give a split second line the time to arrive before the next wait.
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn answers_the_seeds_clients_with_seed_framing(server: Server) {
     let process = ServerProcess::start_server_with(server, MAX_N, &["--framing", "seed"]);
     // A stand-in for the seed's perf2.py: `1` with no newline, then up to 100 bytes.
@@ -527,6 +637,11 @@ macro_rules! protocol_conformance {
                 #[test]
                 fn answers_backend_failures_and_keeps_the_connection() {
                     super::answers_backend_failures_and_keeps_the_connection($server);
+                }
+
+                #[test]
+                fn answers_a_hostile_backend_with_an_error() {
+                    super::answers_a_hostile_backend_with_an_error($server);
                 }
 
                 #[test]

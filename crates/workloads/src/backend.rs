@@ -127,6 +127,11 @@ impl BlockingBackend {
     /// Asks for `fib(n)` and waits for the answer, at most
     /// [`BACKEND_REPLY_TIMEOUT`].
     pub fn ask(&mut self, n: u32) -> Result<u64, BackendError> {
+        // A kept connection with bytes waiting was sent something not asked for (or was
+        // closed): it is out of step, so it is dropped rather than read as this answer.
+        if self.stream.as_ref().is_some_and(|stream| !is_quiet(stream)) {
+            self.stream = None;
+        }
         let stream = match &mut self.stream {
             Some(stream) => stream,
             None => self.stream.insert(connect_blocking(self.addr)?),
@@ -137,6 +142,18 @@ impl BlockingBackend {
         }
         answer
     }
+}
+
+/// Whether nothing waits to be read on `stream`, looking without blocking: no bytes,
+/// and not closed.
+fn is_quiet(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    let quiet =
+        matches!(stream.peek(&mut byte), Err(error) if error.kind() == io::ErrorKind::WouldBlock);
+    quiet && stream.set_nonblocking(false).is_ok()
 }
 
 fn connect_blocking(addr: SocketAddr) -> Result<TcpStream, BackendError> {
@@ -230,6 +247,18 @@ impl<C: BackendConnector> AsyncBackend<C> {
             self.connector.sleep(BACKEND_REPLY_TIMEOUT).await;
             Err(BackendError::TimedOut)
         };
+        // A kept connection with bytes waiting was sent something not asked for (or was
+        // closed): drop it rather than read them as this answer. One poll of a read says
+        // so without waiting.
+        if let Some(stream) = &mut self.stream {
+            let mut byte = [0u8; 1];
+            if futures_lite::future::poll_once(stream.read(&mut byte))
+                .await
+                .is_some()
+            {
+                self.stream = None;
+            }
+        }
         let exchange = async {
             let stream = match &mut self.stream {
                 Some(stream) => stream,

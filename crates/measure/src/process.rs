@@ -409,6 +409,16 @@ mod tests {
 
         fn worker(&self) -> WorkerProcess {
             let id = BenchmarkId::parse("fib_batch/seq/64x27").expect("id");
+            // A script just written can be "busy" for a moment: another test thread's
+            // fork may still hold its write descriptor (ETXTBSY). Retry briefly.
+            for _ in 0..50 {
+                match self.program.spawn(&id, Side::Head) {
+                    Err(error) if format!("{error:?}").contains("ExecutableFileBusy") => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    spawned => return spawned.expect("spawn"),
+                }
+            }
             self.program.spawn(&id, Side::Head).expect("spawn")
         }
     }

@@ -41,3 +41,13 @@ impl LoadProgress {
         self.bar.finish_and_clear();
     }
 }
+
+/// A scenario's progress bar on stderr: `<name> [====>   ] done/total <message>`; the
+/// caller sets its length, position and message at each step.
+pub(crate) fn scenario_bar(name: &str) -> ProgressBar {
+    ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(&format!("{name} [{{bar:30}}] {{pos}}/{{len}} {{msg}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    )
+}

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::beazley::{self, BeazleyConfig, BeazleyOutcome, Contender, Protocol};
 use scenarios::tasks::{Subject, TasksConfig};
 use scenarios::{BeazleyRow, ChildRegistry, Phase, ReadyBy, ServerCommand, TaskRow};
@@ -177,6 +176,30 @@ pub(super) enum PythonPeers {
     Skipped,
 }
 
+/// The Python peers as contenders, when `requested` (default: when python3 is on PATH
+/// and `dir` holds them); `--peers python` without them is an error.
+pub(super) fn python_peers(
+    requested: Option<Peers>,
+    dir: &Path,
+    max_n: u32,
+    workers: NonZeroUsize,
+) -> anyhow::Result<(Vec<Contender>, PythonPeers)> {
+    if requested == Some(Peers::None) {
+        return Ok((Vec::new(), PythonPeers::Skipped));
+    }
+    match find_on_path("python3") {
+        Some(python) if dir.is_dir() => Ok((
+            python_contenders(dir, &python, max_n, workers),
+            PythonPeers::Measured,
+        )),
+        _ if requested == Some(Peers::Python) => bail!(
+            "--peers python needs python3 on PATH and the peers in {}",
+            dir.display()
+        ),
+        _ => Ok((Vec::new(), PythonPeers::NotFound)),
+    }
+}
+
 pub(super) fn python_contenders(
     dir: &Path,
     python: &Path,
@@ -263,22 +286,8 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
         .peers_dir
         .clone()
         .unwrap_or_else(|| PYTHON_PEERS_DIR.into());
-    let python = match args.peers {
-        Some(Peers::None) => PythonPeers::Skipped,
-        requested => match find_on_path("python3") {
-            Some(python) if peers_dir.is_dir() => {
-                contenders.extend(python_contenders(&peers_dir, &python, max_n, workers));
-                PythonPeers::Measured
-            }
-            _ if requested == Some(Peers::Python) => {
-                bail!(
-                    "--peers python needs python3 on PATH and the peers in {}",
-                    peers_dir.display()
-                )
-            }
-            _ => PythonPeers::NotFound,
-        },
-    };
+    let (peers, python) = python_peers(args.peers, &peers_dir, max_n, workers)?;
+    contenders.extend(peers);
     let redis = if args.no_redis {
         RedisCeiling::Skipped
     } else {
@@ -304,11 +313,7 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
         seed: args.seed.unwrap_or_else(super::seed_from_clock),
     };
 
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("beazley [{bar:30}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = super::progress::scenario_bar("beazley");
     let outcome = beazley::run(&config, registry, |step| {
         bar.set_length(step.total as u64);
         bar.set_position(step.done as u64);
@@ -609,11 +614,7 @@ fn run_tasks(args: &TasksArgs, registry: &ChildRegistry) -> anyhow::Result<()> {
         workers: workers.get(),
         probe_timeout: args.probe_timeout,
     };
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("tasks [{bar:30}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = super::progress::scenario_bar("tasks");
     let rows = scenarios::tasks::run(&config, registry, |step| {
         bar.set_length(step.total as u64);
         bar.set_position(step.done as u64);

@@ -8,15 +8,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::ChildRegistry;
 use scenarios::connections::{self, ConnectionsConfig, ConnectionsOutcome, Limits, Server};
 use workloads::protocol::DEFAULT_MAX_N;
 use workloads::{Support, Workload};
 
 use super::scenario::{
-    PYTHON_PEERS_DIR, Peers, PythonPeers, find_on_path, python_contenders, rust_contender,
-    save_last_run, write_json,
+    PYTHON_PEERS_DIR, Peers, PythonPeers, rust_contender, save_last_run, write_json,
 };
 use super::table::Table;
 
@@ -85,25 +83,9 @@ pub(crate) fn run(args: &ConnectionsArgs, registry: &ChildRegistry) -> anyhow::R
         .peers_dir
         .clone()
         .unwrap_or_else(|| PYTHON_PEERS_DIR.into());
-    let python = match args.peers {
-        Some(Peers::None) => PythonPeers::Skipped,
-        requested => match find_on_path("python3") {
-            Some(python) if peers_dir.is_dir() => {
-                contenders.extend(python_contenders(
-                    &peers_dir,
-                    &python,
-                    DEFAULT_MAX_N,
-                    workers,
-                ));
-                PythonPeers::Measured
-            }
-            _ if requested == Some(Peers::Python) => bail!(
-                "--peers python needs python3 on PATH and the peers in {}",
-                peers_dir.display()
-            ),
-            _ => PythonPeers::NotFound,
-        },
-    };
+    let (peers, python) =
+        super::scenario::python_peers(args.peers, &peers_dir, DEFAULT_MAX_N, workers)?;
+    contenders.extend(peers);
     let servers = contenders
         .into_iter()
         .map(|contender| Server {
@@ -125,11 +107,7 @@ pub(crate) fn run(args: &ConnectionsArgs, registry: &ChildRegistry) -> anyhow::R
         seed: args.seed.unwrap_or_else(super::seed_from_clock),
     };
 
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("connections [{bar:30}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = super::progress::scenario_bar("connections");
     let outcome = connections::run(&config, registry, |step| {
         bar.set_length(step.total as u64);
         bar.set_position(step.done as u64);

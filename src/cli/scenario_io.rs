@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::io::{self as io_scenario, BACKEND_CHECK_IN_FLIGHT, IoConfig, IoOutcome};
 use scenarios::{ChildRegistry, IoRow};
 use workloads::protocol::DEFAULT_MAX_N;
@@ -86,24 +85,13 @@ pub(crate) fn run(args: &IoArgs, registry: &ChildRegistry) -> anyhow::Result<()>
         .iter()
         .map(|style| super::scenario::rust_contender(&concbench, style, DEFAULT_MAX_N, workers))
         .collect();
-    let python = match args.peers {
-        Some(Peers::None) => PythonPeers::Skipped,
-        requested => match super::scenario::find_on_path("python3") {
-            Some(python) if std::path::Path::new(super::scenario::PYTHON_PEERS_DIR).is_dir() => {
-                contenders.extend(super::scenario::python_contenders(
-                    std::path::Path::new(super::scenario::PYTHON_PEERS_DIR),
-                    &python,
-                    DEFAULT_MAX_N,
-                    workers,
-                ));
-                PythonPeers::Measured
-            }
-            _ if requested == Some(Peers::Python) => {
-                bail!("--peers python needs python3 on PATH and the peers in peers/python")
-            }
-            _ => PythonPeers::NotFound,
-        },
-    };
+    let (peers, python) = super::scenario::python_peers(
+        args.peers,
+        std::path::Path::new(super::scenario::PYTHON_PEERS_DIR),
+        DEFAULT_MAX_N,
+        workers,
+    )?;
+    contenders.extend(peers);
     let seed = args.seed.unwrap_or_else(super::seed_from_clock);
     let config = IoConfig {
         concbench,
@@ -118,11 +106,7 @@ pub(crate) fn run(args: &IoArgs, registry: &ChildRegistry) -> anyhow::Result<()>
         start_timeout: Duration::from_secs(20),
         seed,
     };
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("io [{bar:30}] {pos}/{len} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
+    let bar = super::progress::scenario_bar("io");
     let outcome = io_scenario::run(&config, registry, |step| {
         bar.set_length(step.total as u64);
         bar.set_position(step.done as u64);

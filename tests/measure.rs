@@ -255,7 +255,7 @@ fn a_worker_that_breaks_the_protocol_fails_the_run_with_a_clear_error() {
         r#"#!/bin/sh
 case "$*" in
   *--list*) echo '[{"id":"fib_forkjoin/seq/34-cutoff20","skipped":null}]' ;;
-  *) echo '{"ready":{"protocol":1,"id":"fib_forkjoin/seq/34-cutoff20","pid":1}}'
+  *) echo '{"ready":{"protocol":2,"id":"fib_forkjoin/seq/34-cutoff20","pid":1}}'
      read request
      echo 'sample? never heard of it' ;;
 esac

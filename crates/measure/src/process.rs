@@ -307,10 +307,20 @@ impl Contender for WorkerProcess {
                 )
             })?;
         match self.receive(self.timeouts.sample)? {
-            Reply::Sample { wall_ns, cpu_ns } => Ok(Sample {
+            Reply::Sample {
+                iterations: ran,
+                wall_ns,
+                cpu_ns,
+            } if ran == iterations => Ok(Sample {
                 wall: Duration::from_nanos(wall_ns),
                 cpu: Duration::from_nanos(cpu_ns),
             }),
+            Reply::Sample {
+                iterations: ran, ..
+            } => Err(MeasureError::Worker(self.with_stderr(format!(
+                "{}: asked for {iterations} iterations, the sample has {ran}",
+                self.label
+            )))),
             other => Err(self.failure(other)),
         }
     }
@@ -429,7 +439,7 @@ mod tests {
         }
     }
 
-    const READY: &str = r#"echo '{"ready":{"protocol":1,"id":"fib_batch/seq/64x27","pid":1}}'"#;
+    const READY: &str = r#"echo '{"ready":{"protocol":2,"id":"fib_batch/seq/64x27","pid":1}}'"#;
 
     fn sample_error(stand: &Stand) -> String {
         let mut worker = stand.worker();
@@ -442,7 +452,7 @@ mod tests {
         let stand = Stand::new(
             "honest",
             &format!(
-                r#"{READY}; while read request; do echo '{{"sample":{{"wall_ns":5,"cpu_ns":3}}}}'; done"#
+                r#"{READY}; while read request; do echo '{{"sample":{{"iterations":1,"wall_ns":5,"cpu_ns":3}}}}'; done"#
             ),
         );
         let mut worker = stand.worker();
@@ -451,6 +461,20 @@ mod tests {
             let sample = worker.sample(1).expect("a sample");
             assert_eq!((sample.wall.as_nanos(), sample.cpu.as_nanos()), (5, 3));
         }
+    }
+
+    #[test]
+    fn a_sample_of_fewer_iterations_than_asked_is_refused() {
+        let stand = Stand::new(
+            "lazy",
+            &format!(
+                r#"{READY}; while read request; do echo '{{"sample":{{"iterations":1,"wall_ns":5,"cpu_ns":3}}}}'; done"#
+            ),
+        );
+        let mut worker = stand.worker();
+        assert_eq!(worker.wait_ready().expect("ready"), Readiness::Ready);
+        let error = worker.sample(4).expect_err("a lazy worker").to_string();
+        assert!(error.contains("asked for 4 iterations"), "{error}");
     }
 
     #[test]
@@ -495,7 +519,7 @@ mod tests {
         let stand = Stand::new(
             "flood",
             &format!(
-                r#"{READY}; while true; do echo '{{"sample":{{"wall_ns":1,"cpu_ns":1}}}}'; done"#
+                r#"{READY}; while true; do echo '{{"sample":{{"iterations":1,"wall_ns":1,"cpu_ns":1}}}}'; done"#
             ),
         );
         let mut worker = stand.worker();

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol's version: a worker of another version is unusable input for the engine.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// The longest line either side accepts; a longer one is a broken peer.
 pub const MAX_LINE_BYTES: usize = 64 << 10;
@@ -48,6 +48,9 @@ pub enum Reply {
     },
     /// One sample, every answer in it right.
     Sample {
+        /// Iterations the worker ran and checked: the engine refuses a sample whose count
+        /// is not the one it asked for, so a worker cannot look fast by doing less.
+        iterations: u64,
         /// Wall-clock time of the iterations, nanoseconds.
         wall_ns: u64,
         /// CPU time (user + system) of the worker and its child processes during them,

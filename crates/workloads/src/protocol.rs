@@ -159,7 +159,10 @@ impl Session {
             framing,
             input: Vec::with_capacity(2 * MAX_LINE_LEN),
             consumed: 0,
-            output: Vec::with_capacity(256),
+            // Replies are short (the longest is `error: ...` or a 20-digit number); the
+            // buffer grows for a pipelined burst, and starts small because every open
+            // connection keeps one.
+            output: Vec::with_capacity(64),
             awaiting_answer: false,
             closing: false,
         }

@@ -51,6 +51,10 @@ pub(crate) struct LoadArgs {
     /// The hard limit on the whole run, whatever else is set.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     max_duration: Duration,
+    /// Closed loop: spread the connections' first requests over this long (about one
+    /// round trip of a slow server), so they do not run in step [default: all at once].
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    ramp: Duration,
     /// Print the result as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -71,6 +75,7 @@ pub(crate) fn run(args: &LoadArgs) -> anyhow::Result<()> {
         (duration, _) => duration,
     };
     let config = LoadConfig {
+        ramp: args.ramp,
         addr: args.addr,
         connections: args.connections,
         threads: args.threads,

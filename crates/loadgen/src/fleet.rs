@@ -333,6 +333,7 @@ impl Fleet {
             Ok::<_, LoadError>(total)
         })?;
         let config = LoadConfig {
+            ramp: Duration::ZERO,
             addr: self.addr,
             connections: total,
             threads: self.parts.len(),

@@ -267,6 +267,7 @@ mod tests {
     #[test]
     fn a_run_that_recorded_no_latency_has_none_not_zero() {
         let config = LoadConfig {
+            ramp: Duration::ZERO,
             addr: "127.0.0.1:9".parse().expect("an address"),
             connections: 1,
             threads: 1,

@@ -74,6 +74,13 @@ pub struct LoadConfig {
     /// A request not answered within this long counts as failed, and its connection is
     /// replaced.
     pub request_timeout: Duration,
+    /// Closed loop: connection `i` of `n` opens and sends its first request
+    /// `ramp × i / n` after the start, so that many connections' round trips are spread
+    /// over time instead of in step (with a slow server, in-step connections send and
+    /// receive in bursts, and a short window holds a whole number of their cycles, not
+    /// the rate). Set it to about one round trip, inside the settle. Zero: every
+    /// connection starts at once. Open loop staggers its schedule anyway.
+    pub ramp: Duration,
 }
 
 /// Progress of a running load, reported about ten times a second.
@@ -242,6 +249,8 @@ struct Plan {
     /// Requests sent (closed loop) or due (open loop) before this instant are not
     /// recorded: the settle.
     record_from: Instant,
+    /// Closed loop: the connection's first request waits until then (the ramp).
+    first_send: Instant,
 }
 
 impl Plan {
@@ -259,10 +268,17 @@ impl Plan {
             (start + offset, interval)
         });
         let settle = recorded_window(config).map_or(Duration::ZERO, |_| config.stop.settle);
+        let ramp = match config.rate {
+            None => config
+                .ramp
+                .mul_f64(connection_idx as f64 / config.connections.max(1) as f64),
+            Some(_) => Duration::ZERO,
+        };
         Self {
             send_until: start + limit,
             schedule,
             record_from: start + settle,
+            first_send: start + ramp,
         }
     }
 }
@@ -293,6 +309,9 @@ async fn drive_connection(
     // Open loop, when the run ended on time: the first request that fell due and was
     // never sent.
     let mut first_unsent: Option<u32> = None;
+    if plan.first_send > Instant::now() {
+        tokio::time::sleep_until(plan.first_send.min(plan.send_until)).await;
+    }
     loop {
         // Open loop: wait until this request is due. Its latency counts from then.
         let due = match plan.schedule {

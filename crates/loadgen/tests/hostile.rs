@@ -149,6 +149,7 @@ fn serve(stream: TcpStream, misbehaviour: Misbehaviour, stop: &AtomicBool) {
 
 fn load(addr: SocketAddr, connections: usize, duration: Duration) -> LoadConfig {
     LoadConfig {
+        ramp: Duration::ZERO,
         addr,
         connections,
         threads: 1,

@@ -22,6 +22,7 @@ fn answering(answer: impl Fn(u32) -> u64 + Send + Sync + 'static) -> JobRunner {
 
 fn config(addr: SocketAddr, connections: usize, stop: StopAfter) -> LoadConfig {
     LoadConfig {
+        ramp: Duration::ZERO,
         addr,
         connections,
         threads: 1,

@@ -542,6 +542,7 @@ fn load_config(
     rate: Option<f64>,
 ) -> LoadConfig {
     LoadConfig {
+        ramp: Duration::ZERO,
         addr,
         connections,
         threads: 1,

@@ -383,6 +383,7 @@ fn measure_server(
 ) -> ConnectionsRow {
     let name = server.command.name.as_str();
     let warm_up = LoadConfig {
+        ramp: Duration::ZERO,
         addr: child.addr(),
         connections: WARM_UP_CONNECTIONS,
         threads: 1,
@@ -544,6 +545,7 @@ fn run_phase(
 ) -> PhaseOutcome {
     let duration = config.duration;
     let active_load = LoadConfig {
+        ramp: Duration::ZERO,
         addr,
         connections: active,
         threads: loadgen::THROUGHPUT_CLIENT_THREADS.min(active.max(1)),

@@ -121,6 +121,8 @@ fn beazley_scenario_measures_every_phase_and_leaves_no_server() {
             "--no-redis",
             "--peers",
             "none",
+            "--arrangements",
+            "shared",
             "--rounds",
             "3",
             "--seed",
@@ -166,9 +168,7 @@ fn beazley_scenario_measures_every_phase_and_leaves_no_server() {
         table.contains("3 interleaved rounds") && table.contains("seed 7"),
         "{table}"
     );
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON file"))
-            .expect("JSON rows");
+    let rows: Vec<serde_json::Value> = scenarios::read_rows_file(&json).expect("JSON rows");
     let _ = std::fs::remove_file(&json);
     // Two styles × (throughput at 1 and 32 connections, hog phases with 1 and 2 hogs).
     assert_eq!(rows.len(), 8, "{rows:#?}");
@@ -244,9 +244,7 @@ fn tasks_scenario_measures_each_size_in_a_fresh_process() {
         .output()
         .expect("run the scenario");
     assert!(output.status.success(), "{output:?}");
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON file"))
-            .expect("JSON rows");
+    let rows: Vec<serde_json::Value> = scenarios::read_rows_file(&json).expect("JSON rows");
     let _ = std::fs::remove_file(&json);
     assert_eq!(rows.len(), 4, "{rows:#?}");
     for row in &rows {
@@ -391,15 +389,15 @@ fn beazley_scenario_measures_the_python_peers_beside_the_styles() {
             "--hogs",
             "2",
             "--no-redis",
+            "--arrangements",
+            "shared",
             "--json",
         ])
         .arg(&json)
         .output()
         .expect("run the scenario");
     assert!(output.status.success(), "{output:?}");
-    let rows: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("JSON file"))
-            .expect("JSON rows");
+    let rows: Vec<serde_json::Value> = scenarios::read_rows_file(&json).expect("JSON rows");
     let _ = std::fs::remove_file(&json);
     for peer in [
         "python-threads",

@@ -100,14 +100,10 @@ fn measures_each_server_and_count_on_a_fresh_server_and_leaves_none() {
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(table.contains("seed 11"), "{table}");
 
-    let rows: Vec<ConnectionsRow> =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON file"))
-            .expect("connections rows");
-    let saved: Vec<ConnectionsRow> = serde_json::from_str(
-        &std::fs::read_to_string(dir.path().join("concbench/connections.json"))
-            .expect("the saved last run"),
-    )
-    .expect("saved rows");
+    let rows: Vec<ConnectionsRow> = scenarios::read_rows_file(&json).expect("connections rows");
+    let saved: Vec<ConnectionsRow> =
+        scenarios::read_rows_file(&dir.path().join("concbench/connections.json"))
+            .expect("the saved last run");
     assert_eq!(rows, saved);
     // In the servers' order, then N's.
     let keys: Vec<(&str, usize)> = rows
@@ -202,9 +198,7 @@ fn a_count_above_the_machines_limits_is_not_attempted() {
     // Nothing could be measured: an error, but the rows say why.
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(children.is_empty(), "no server should start: {children:?}");
-    let rows: Vec<ConnectionsRow> =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("the JSON file"))
-            .expect("connections rows");
+    let rows: Vec<ConnectionsRow> = scenarios::read_rows_file(&json).expect("connections rows");
     assert_eq!(rows.len(), 1, "{rows:?}");
     let reason = rows[0].not_attempted.as_deref().expect("not attempted");
     assert!(

@@ -61,8 +61,7 @@ fn io_scenario_measures_every_server_against_littles_law() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{output:?}");
     assert!(stdout.contains("of ideal"), "{stdout}");
-    let rows: Vec<IoRow> =
-        serde_json::from_str(&std::fs::read_to_string(&json).expect("rows")).expect("json");
+    let rows: Vec<IoRow> = scenarios::read_rows_file(&json).expect("rows");
     assert!(scratch.0.join("concbench/io.json").is_file());
 
     let row = |style: &str, concurrency: usize| -> &IoRow {

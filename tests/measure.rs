@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use measure::process::{Readiness, Side, WorkerProgram};
-use measure::rows::{CompareRun, MeasureRun, SCHEMA_VERSION};
+use measure::rows::{CompareRun, MeasureFile, SCHEMA_VERSION};
 use measure::suite::{self, BenchmarkId};
 
 /// A scratch directory, removed when dropped (also when the test fails).
@@ -94,6 +94,59 @@ fn idle_workers_use_no_cpu() {
 }
 
 #[test]
+fn measure_sweeps_a_list_of_worker_counts_into_one_file() {
+    let scratch = Scratch::new("measure-sweep");
+    let json = scratch.0.join("sweep.json");
+    let output = concbench(
+        &scratch.0,
+        &[
+            "measure",
+            "--groups",
+            "fib_forkjoin",
+            "--styles",
+            "rayon",
+            "--budget",
+            "2s",
+            "--sweep-budget",
+            "1s",
+            "--min-rounds",
+            "2",
+            "--max-rounds",
+            "3",
+            "--seed",
+            "5",
+            "--workers",
+            "1,4",
+            "--json",
+            json.to_str().expect("utf-8 path"),
+        ],
+    );
+    assert!(output.status.success(), "{output:?}");
+    let file = MeasureFile::parse(&std::fs::read_to_string(&json).expect("rows")).expect("parses");
+    let cores = file.cores;
+    let counts: Vec<(usize, bool)> = file
+        .runs
+        .iter()
+        .map(|run| (run.workers, run.oversubscribed))
+        .collect();
+    assert_eq!(counts, [(1, 1 > cores), (4, 4 > cores)], "{file:?}");
+    // The primary run (the largest count within the cores, here 1 unless there are 4)
+    // keeps --budget; the other gets --sweep-budget.
+    let primary = file.primary().expect("a primary run");
+    assert_eq!(primary.stopping.budget, Duration::from_secs(2));
+    for run in file.runs.iter().filter(|run| run.workers != primary.workers) {
+        assert_eq!(run.stopping.budget, Duration::from_secs(1), "{run:?}");
+    }
+    for run in &file.runs {
+        assert_eq!(run.cohorts.len(), 1, "{run:?}");
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if cores < 4 {
+        assert!(stdout.contains("== 4 workers (oversubscribed"), "{stdout}");
+    }
+}
+
+#[test]
 fn measure_writes_versioned_rows_with_paired_intervals() {
     let scratch = Scratch::new("measure-rows");
     let json = scratch.0.join("rows.json");
@@ -118,14 +171,20 @@ fn measure_writes_versioned_rows_with_paired_intervals() {
         ],
     );
     assert!(output.status.success(), "{output:?}");
-    let run: MeasureRun =
-        serde_json::from_slice(&std::fs::read(&json).expect("rows")).expect("parses");
+    let file = MeasureFile::parse(&std::fs::read_to_string(&json).expect("rows")).expect("parses");
     // The copy for `concbench report` went to the scratch results directory.
     assert!(scratch.0.join("concbench/measure.json").is_file());
+    // One worker count: a sweep of one, at that count, with the full budget.
+    assert_eq!(
+        (file.schema_version, file.default_workers, file.runs.len()),
+        (SCHEMA_VERSION, 2, 1)
+    );
+    let run = &file.runs[0];
     assert_eq!(
         (run.schema_version, run.seed, run.workers),
         (SCHEMA_VERSION, 7, 2)
     );
+    assert_eq!(run.stopping.budget, Duration::from_secs(3));
     let [cohort] = &run.cohorts[..] else {
         panic!("one cohort: {run:?}");
     };

@@ -10,7 +10,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use measure::engine::{Progress, SAMPLE_TARGET};
 use measure::process::WorkerProgram;
-use measure::rows::{CohortRow, MEASURE_ROWS, MeasureRun, SCHEMA_VERSION};
+use measure::rows::{CohortRow, MEASURE_ROWS, MeasureFile, MeasureRun, SCHEMA_VERSION};
 use measure::stats::Stopping;
 use measure::suite::{self, BenchmarkId};
 use measure::{MeasureError, Plan};
@@ -37,9 +37,15 @@ pub(crate) struct MeasureArgs {
     task_reference: String,
     #[command(flatten)]
     stopping: StoppingArgs,
-    /// Workers per style [default: CONCBENCH_WORKERS, else the available cores].
+    /// Workers per style, one count or a comma-separated list (`1,2,4`), each a full run
+    /// of every cohort [default: the sweep 1, 2, … up to the cores (CONCBENCH_WORKERS,
+    /// else the available cores), then 2 × the cores, oversubscribed].
     #[arg(long)]
-    workers: Option<NonZeroUsize>,
+    workers: Option<String>,
+    /// Time in rounds at most per cohort at the sweep's points other than the default
+    /// worker count (which keeps --budget).
+    #[arg(long, default_value = "20s", value_parser = super::load::parse_duration)]
+    sweep_budget: Duration,
     /// Also write the rows to this file (they always go to target/concbench/measure.json).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -97,12 +103,17 @@ const MEASURE_BUDGET: Duration = Duration::from_secs(90);
 pub(crate) fn run(args: &MeasureArgs) -> anyhow::Result<()> {
     let groups = suite::parse_groups(&args.groups).map_err(Exit::usage)?;
     let plan = args.stopping.plan(MEASURE_BUDGET)?;
-    let config = super::style_config(args.workers)?;
-    let program = WorkerProgram {
-        program: std::env::current_exe().context("cannot find the concbench binary")?,
-        workers: config.workers,
-        timeouts: measure::process::Timeouts::default(),
+    let cores = match (workloads::StyleConfig::default_workers(), &args.workers) {
+        (Ok(cores), _) => cores.get(),
+        (Err(error), None) => return Err(Exit::usage(error.to_string()).into()),
+        // An explicit list needs the cores only to label oversubscription.
+        (Err(_), Some(_)) => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
     };
+    let counts = match &args.workers {
+        Some(text) => measure::sweep::parse_workers(text).map_err(Exit::usage)?,
+        None => measure::sweep::default_counts(cores),
+    };
+    let points = measure::sweep::plan(&counts, cores);
     let listed = suite::list(&groups);
     let mut cohorts: Vec<(Workload, String, Vec<BenchmarkId>)> = Vec::new();
     for workload in &groups {
@@ -132,56 +143,97 @@ pub(crate) fn run(args: &MeasureArgs) -> anyhow::Result<()> {
             cohorts.push((*workload, parameter, ids));
         }
     }
-    eprintln!(
-        "measuring {} cohorts, {} workers per style, seed {}, target ±{:.1} %, budget {:?} each, \
-         worker memory layout {}",
-        cohorts.len(),
-        config.workers,
-        plan.seed,
-        plan.stopping.target * 100.0,
-        plan.stopping.budget,
-        measure::process::address_layout()
-    );
-    let mut rows = Vec::new();
-    let mut stdout = io::stdout().lock();
-    for (workload, parameter, ids) in &cohorts {
-        let reference = reference_of(*workload, args);
-        let label = format!("{workload}/{parameter}");
-        let progress = RoundProgress::new(&label);
-        let row =
-            measure::measure_cohort(&program, ids, reference, &plan, &mut |p| progress.update(p))
-                .map_err(|error| engine_error(&label, error))?;
-        progress.finish(&format!(
-            "{label}: {} rounds in {:.0} s, {}",
-            row.rounds,
-            row.elapsed_s,
-            row.stop.describe()
-        ));
-        stdout.write_all(cohort_table(&row).as_bytes())?;
-        stdout.flush()?;
-        rows.push(row);
-    }
     let command = std::iter::once("concbench".to_owned())
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
         .join(" ");
-    let recorded_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    let measured = MeasureRun {
+    if points.len() > 1 {
+        eprintln!(
+            "core-count sweep on {cores} cores: {}; the default worker count gets {:?} per cohort, \
+             the others {:?}",
+            points
+                .iter()
+                .map(|point| point.label(cores))
+                .collect::<Vec<_>>()
+                .join(", "),
+            plan.stopping.budget,
+            args.sweep_budget
+        );
+    }
+    let mut runs = Vec::with_capacity(points.len());
+    let mut stdout = io::stdout().lock();
+    for point in &points {
+        let workers = NonZeroUsize::new(point.workers).unwrap_or(NonZeroUsize::MIN);
+        let mut plan = plan;
+        plan.stopping.budget = point.budget(plan.stopping.budget, args.sweep_budget);
+        let config = super::style_config(Some(workers))?;
+        let program = WorkerProgram {
+            program: std::env::current_exe().context("cannot find the concbench binary")?,
+            workers: config.workers,
+            timeouts: measure::process::Timeouts::default(),
+        };
+        eprintln!(
+            "measuring {} cohorts, {}, seed {}, target ±{:.1} %, budget {:?} each, \
+             worker memory layout {}",
+            cohorts.len(),
+            point.label(cores),
+            plan.seed,
+            plan.stopping.target * 100.0,
+            plan.stopping.budget,
+            measure::process::address_layout()
+        );
+        if points.len() > 1 {
+            writeln!(stdout, "== {} ==\n", point.label(cores))?;
+        }
+        let mut rows = Vec::new();
+        for (workload, parameter, ids) in &cohorts {
+            let reference = reference_of(*workload, args);
+            let label = format!("{workload}/{parameter}");
+            let progress = RoundProgress::new(&label);
+            let row = measure::measure_cohort(&program, ids, reference, &plan, &mut |p| {
+                progress.update(p)
+            })
+            .map_err(|error| engine_error(&label, error))?;
+            progress.finish(&format!(
+                "{label} ({}): {} rounds in {:.0} s, {}",
+                point.label(cores),
+                row.rounds,
+                row.elapsed_s,
+                row.stop.describe()
+            ));
+            stdout.write_all(cohort_table(&row).as_bytes())?;
+            stdout.flush()?;
+            rows.push(row);
+        }
+        let recorded_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        runs.push(MeasureRun {
+            schema_version: SCHEMA_VERSION,
+            command: command.clone(),
+            seed: plan.seed,
+            workers: point.workers,
+            oversubscribed: point.oversubscribed,
+            stopping: plan.stopping,
+            sample_target_ms: plan.sample_target.as_secs_f64() * 1e3,
+            address_layout: measure::process::address_layout().to_owned(),
+            recorded_at,
+            cohorts: rows,
+        });
+    }
+    let default_workers = points
+        .iter()
+        .find(|point| point.primary)
+        .map_or(cores, |point| point.workers);
+    let measured = MeasureFile {
         schema_version: SCHEMA_VERSION,
-        command: command.clone(),
-        seed: plan.seed,
-        workers: config.workers.get(),
-        stopping: plan.stopping,
-        sample_target_ms: plan.sample_target.as_secs_f64() * 1e3,
-        address_layout: measure::process::address_layout().to_owned(),
-        recorded_at,
-        cohorts: rows,
+        default_workers,
+        cores,
+        runs,
     };
-    let meta = scenarios::RunMeta::now(command, config.workers.get());
+    let meta = scenarios::RunMeta::now(command, default_workers);
     let name = MEASURE_ROWS.trim_end_matches(".json");
-    scenarios::save_run(name, &meta, Some(&measured)).context("cannot save the rows")?;
+    scenarios::save_run_file(name, &meta, Some(&measured)).context("cannot save the rows")?;
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&measured)? + "\n";
         std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))?;

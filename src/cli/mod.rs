@@ -11,6 +11,7 @@ pub(crate) mod report;
 pub(crate) mod scenario;
 mod scenario_connections;
 mod scenario_io;
+mod scenario_rate;
 pub(crate) mod serve;
 mod table;
 pub(crate) mod tasks_probe;

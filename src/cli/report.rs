@@ -21,6 +21,10 @@ pub(crate) struct ReportArgs {
     /// The style every other style's time is compared with.
     #[arg(long, default_value = catalog::BASELINE)]
     baseline: String,
+    /// Another report folder: also write `compare-<its name>.md`, this report's paired
+    /// ratios beside its (`measure.json` of schema 2 or 3, and `machine.json`).
+    #[arg(long, value_name = "OTHER_REPORT_DIR")]
+    compare: Option<PathBuf>,
 }
 
 pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<()> {
@@ -44,8 +48,13 @@ pub(crate) fn run(args: &ReportArgs) -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .join(" ");
     let machine = report::describe_machine(&loaded, &std::env::current_dir()?, command);
-    let written =
+    let mut written =
         report::write(&inputs, &loaded, &machine, &args.out).context("cannot write the report")?;
+    if let Some(other) = &args.compare {
+        let name = report::compare::write_comparison(&written.folder, &loaded, &machine, other)
+            .with_context(|| format!("cannot compare with {}", other.display()))?;
+        written.files.push(name);
+    }
     let mut stdout = io::stdout().lock();
     writeln!(stdout, "report written to {}", written.folder.display())?;
     for file in &written.files {

@@ -2,13 +2,16 @@
 
 use std::ffi::OsString;
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use scenarios::beazley::{self, BeazleyConfig, BeazleyOutcome, Contender, Protocol};
+use scenarios::beazley::{
+    self, Arrangement, ArrangementKind, BeazleyConfig, BeazleyOutcome, Contender, PinWith, Protocol,
+};
+use scenarios::cpus::CpuList;
 use scenarios::tasks::{Subject, TasksConfig};
 use scenarios::{BeazleyRow, ChildRegistry, Phase, ReadyBy, ServerCommand, TaskRow};
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -37,6 +40,9 @@ enum Scenario {
     /// The I/O-bound workload: requests the server answers by asking a slow backend, at
     /// rising concurrency, against the Little's-law ideal.
     Io(super::scenario_io::IoArgs),
+    /// Latency against offered load: open loop at fractions of each server's own
+    /// closed-loop maximum, p50/p99/p99.9 per rate, and the knee (p99 under 1 ms).
+    RateSweep(super::scenario_rate::RateSweepArgs),
 }
 
 /// Options of `concbench scenario tasks`.
@@ -116,6 +122,129 @@ struct BeazleyArgs {
     /// Also write the rows as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// How client and servers share the CPUs in the throughput phase, comma-separated:
+    /// `shared` (neither pinned), `isolated` (each on CPUs of its own); the phase runs once
+    /// per arrangement, the hog phases in the shared one only [default: both where at
+    /// least 2 CPUs are usable, else shared].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    arrangements: Vec<ArrangementArg>,
+    /// The isolated arrangement's server CPUs (`0`, `0-1,3`) [default: the first half of
+    /// the usable CPUs].
+    #[arg(long)]
+    server_cpus: Option<CpuList>,
+    /// The isolated arrangement's client CPUs, disjoint from the server's [default: the
+    /// usable CPUs the server does not get].
+    #[arg(long)]
+    client_cpus: Option<CpuList>,
+    /// A prefix for every server command, split on whitespace (`ssh host`,
+    /// `ip netns exec bench-srv`, `taskset -c 1`); the `listening on ADDR` line is read
+    /// through it.
+    #[arg(long)]
+    server_launcher: Option<String>,
+    /// The IP address the servers bind (port 0; redis-server a free port); the client
+    /// connects to the address each server prints [default: 127.0.0.1].
+    #[arg(long)]
+    server_host: Option<IpAddr>,
+    /// The name the rows are saved under in the results directory, for `concbench
+    /// report` (`NAME.json`, `NAME.meta.json`).
+    #[arg(long, default_value = "beazley")]
+    save_as: String,
+}
+
+/// `--arrangements`, for clap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ArrangementArg {
+    /// Client and servers unpinned, competing for every CPU.
+    Shared,
+    /// Servers pinned to CPUs of their own, the client to the rest.
+    Isolated,
+}
+
+/// The arrangements to run, from the options and the CPUs this process may use.
+fn arrangements(args: &BeazleyArgs) -> anyhow::Result<Vec<Arrangement>> {
+    let usable = scenarios::cpus::usable().context("cannot read the CPUs this process may use")?;
+    let pinned = args.server_cpus.is_some() || args.client_cpus.is_some();
+    let kinds = if args.arrangements.is_empty() {
+        if usable.len() >= 2 || pinned {
+            vec![ArrangementArg::Shared, ArrangementArg::Isolated]
+        } else {
+            vec![ArrangementArg::Shared]
+        }
+    } else {
+        let mut kinds = args.arrangements.clone();
+        kinds.dedup();
+        kinds
+    };
+    if pinned && !kinds.contains(&ArrangementArg::Isolated) {
+        bail!(
+            "--server-cpus and --client-cpus set the isolated arrangement: add isolated to --arrangements"
+        );
+    }
+    kinds
+        .into_iter()
+        .map(|kind| match kind {
+            ArrangementArg::Shared => Ok(Arrangement::shared()),
+            ArrangementArg::Isolated => {
+                let (server, client) = isolated_cpus(
+                    &usable,
+                    args.server_cpus.as_ref(),
+                    args.client_cpus.as_ref(),
+                )?;
+                Ok(Arrangement::isolated(server, client))
+            }
+        })
+        .collect()
+}
+
+/// The isolated arrangement's server and client CPUs: those given, or the first half of
+/// the usable CPUs for the server and the rest for the client (on 2 CPUs: 0 and 1).
+fn isolated_cpus(
+    usable: &CpuList,
+    server: Option<&CpuList>,
+    client: Option<&CpuList>,
+) -> anyhow::Result<(CpuList, CpuList)> {
+    let (default_server, _) = usable.split_at(usable.len() / 2);
+    let server = server.cloned().unwrap_or_else(|| match client {
+        Some(client) => CpuList::new(
+            usable
+                .iter()
+                .filter(|cpu| !client.iter().any(|c| c == *cpu)),
+        ),
+        None => default_server,
+    });
+    let client = client.cloned().unwrap_or_else(|| {
+        CpuList::new(
+            usable
+                .iter()
+                .filter(|cpu| !server.iter().any(|s| s == *cpu)),
+        )
+    });
+    if server.is_empty() || client.is_empty() {
+        bail!(
+            "the isolated arrangement needs CPUs for server and client apart, and this process may use only {usable}:              run --arrangements shared"
+        );
+    }
+    if !server.is_disjoint(&client) {
+        bail!(
+            "--server-cpus {server} and --client-cpus {client} overlap: the sets must be disjoint"
+        );
+    }
+    for (option, set) in [("--server-cpus", &server), ("--client-cpus", &client)] {
+        if !set.is_subset(usable) {
+            bail!("{option} {set} is not inside the CPUs this process may use ({usable})");
+        }
+    }
+    Ok((server, client))
+}
+
+/// Points a contender started with `--addr 127.0.0.1:0` at `host` instead.
+fn bind_to(contender: &mut Contender, host: IpAddr) {
+    let args = &mut contender.command.args;
+    if let Some(position) = args.iter().position(|arg| arg == "--addr")
+        && let Some(addr) = args.get_mut(position + 1)
+    {
+        *addr = SocketAddr::new(host, 0).to_string().into();
+    }
 }
 
 pub(crate) fn run(args: &ScenarioArgs) -> anyhow::Result<()> {
@@ -128,6 +257,7 @@ pub(crate) fn run(args: &ScenarioArgs) -> anyhow::Result<()> {
             super::scenario_connections::run(connections_args, &registry)
         }
         Scenario::Io(io_args) => super::scenario_io::run(io_args, &registry),
+        Scenario::RateSweep(rate_args) => super::scenario_rate::run(rate_args, &registry),
     }
 }
 
@@ -229,6 +359,7 @@ pub(super) fn python_contenders(
                 language: "python".into(),
                 protocol: Protocol::Fib,
                 redis_benchmark: None,
+                pin_with: PinWith::Taskset,
             }
         })
         .collect()
@@ -267,6 +398,15 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
     } else {
         args.hogs.clone()
     };
+    let arrangements = arrangements(args)?;
+    let server_launcher: Vec<OsString> = args
+        .server_launcher
+        .as_deref()
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(OsString::from)
+        .collect();
+    let host = args.server_host.unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let concbench = std::env::current_exe().context("cannot find the concbench binary")?;
     let max_n = args.hog_n.max(DEFAULT_MAX_N);
     let styles: Vec<&str> = if args.styles.is_empty() {
@@ -293,12 +433,26 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
     } else {
         match find_on_path("redis-server") {
             Some(program) => {
-                contenders.push(redis_contender(program)?);
+                contenders.push(redis_contender(program, host)?);
                 RedisCeiling::Measured
             }
             None => RedisCeiling::NotOnPath,
         }
     };
+    for contender in &mut contenders {
+        bind_to(contender, host);
+    }
+    let pins_with_taskset = arrangements
+        .iter()
+        .any(|arrangement| arrangement.server_cpus.is_some())
+        && contenders
+            .iter()
+            .any(|contender| contender.pin_with == PinWith::Taskset);
+    if pins_with_taskset && find_on_path("taskset").is_none() {
+        bail!(
+            "the isolated arrangement starts the Python peers and redis-server under `taskset -c`, and taskset              is not on PATH: install util-linux, or run --arrangements shared, or --peers none --no-redis"
+        );
+    }
     let config = BeazleyConfig {
         contenders,
         duration: args.duration,
@@ -311,6 +465,8 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
         start_timeout: Duration::from_secs(20),
         rounds: args.rounds,
         seed: args.seed.unwrap_or_else(super::seed_from_clock),
+        arrangements,
+        server_launcher,
     };
 
     let bar = super::progress::scenario_bar("beazley");
@@ -331,7 +487,7 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
     if let Some(path) = &args.json {
         write_json(path, &outcome.rows)?;
     }
-    save_last_run("beazley", workers, &outcome.rows)?;
+    save_last_run(&args.save_as, workers, &outcome.rows)?;
     if outcome.rows.is_empty() {
         bail!("no server could be measured");
     }
@@ -365,20 +521,25 @@ pub(super) fn rust_contender(
         language: "rust".into(),
         protocol: Protocol::Fib,
         redis_benchmark: None,
+        pin_with: PinWith::CpusOption,
     }
 }
 
 /// redis-server on a free loopback port, with persistence off; with `redis-benchmark`
 /// beside it when that is on PATH, to check the load generator against redis's client.
-fn redis_contender(program: PathBuf) -> anyhow::Result<Contender> {
-    let addr: SocketAddr = TcpListener::bind("127.0.0.1:0")
+fn redis_contender(program: PathBuf, host: IpAddr) -> anyhow::Result<Contender> {
+    // A port free here, on `host` where this machine has it (else on loopback).
+    let port = TcpListener::bind(SocketAddr::new(host, 0))
+        .or_else(|_| TcpListener::bind("127.0.0.1:0"))
         .and_then(|listener| listener.local_addr())
-        .context("cannot find a free port for redis-server")?;
+        .context("cannot find a free port for redis-server")?
+        .port();
+    let addr = SocketAddr::new(host, port);
     let args = [
         "--port",
         &addr.port().to_string(),
         "--bind",
-        "127.0.0.1",
+        &host.to_string(),
         "--save",
         "",
         "--appendonly",
@@ -394,6 +555,7 @@ fn redis_contender(program: PathBuf) -> anyhow::Result<Contender> {
         language: "c".into(),
         protocol: Protocol::Ping,
         redis_benchmark: find_on_path("redis-benchmark"),
+        pin_with: PinWith::Taskset,
     })
 }
 
@@ -449,9 +611,12 @@ fn beazley_table(
         let rows: Vec<&BeazleyRow> = outcome
             .rows
             .iter()
-            .filter(|row| row.style == name)
+            .filter(|row| row.style == name && !row.is_isolated())
             .collect();
-        let mut cells = vec![name.to_owned(), rows[0].language.clone()];
+        let Some(first) = rows.first() else {
+            continue;
+        };
+        let mut cells = vec![name.to_owned(), first.language.clone()];
         for &connections in &config.connections {
             match rows
                 .iter()
@@ -541,6 +706,7 @@ fn beazley_table(
         config.probe_rate
     );
     out.push_str(&table.render());
+    out.push_str(&arrangements_table(config, outcome));
     match redis {
         RedisCeiling::Measured => {
             out.push_str("\nredis-server answers PING: the loopback ceiling for one-line request/response through this client.\n");
@@ -569,6 +735,137 @@ fn beazley_table(
     }
     for (name, failure) in &outcome.failures {
         out.push_str(&format!("FAILED: {name}: {failure}\n"));
+    }
+    out
+}
+
+/// The share of its threads' time the client used in a throughput row, when recorded.
+fn client_busy(row: &BeazleyRow) -> Option<f64> {
+    let (micros, threads) = row.client_cpu_us.zip(row.client_threads)?;
+    Some(micros * row.rps / 1e6 / threads.max(1) as f64)
+}
+
+/// Above this share of its threads' time, the client, not the server, may set the rate.
+const CLIENT_BUSY_LIMIT: f64 = 0.9;
+
+/// The arrangements: what each was, the throughput rate in each side by side with the
+/// client's busy share, and a warning for every row where the client was the busier.
+fn arrangements_table(config: &BeazleyConfig, outcome: &BeazleyOutcome) -> String {
+    let mut out = String::new();
+    let arrangements = if config.arrangements.is_empty() {
+        vec![Arrangement::shared()]
+    } else {
+        config.arrangements.clone()
+    };
+    let describe = |arrangement: &Arrangement| {
+        let cpus = |cpus: &Option<CpuList>| {
+            cpus.as_ref()
+                .map_or_else(|| "any CPU".to_owned(), |cpus| format!("CPUs {cpus}"))
+        };
+        format!(
+            "{}: servers on {}, client on {}",
+            arrangement.kind.name(),
+            cpus(&arrangement.server_cpus),
+            cpus(&arrangement.client_cpus)
+        )
+    };
+    out.push_str(&format!(
+        "
+arrangements: {} (worker counts as --workers says in each; hog phases in the shared arrangement only)
+",
+        arrangements.iter().map(describe).collect::<Vec<_>>().join("; ")
+    ));
+    if !config.server_launcher.is_empty() {
+        let launcher: Vec<String> = config
+            .server_launcher
+            .iter()
+            .map(|word| word.to_string_lossy().into_owned())
+            .collect();
+        out.push_str(&format!(
+            "every server started under: {}
+",
+            launcher.join(" ")
+        ));
+    }
+    let throughput: Vec<&BeazleyRow> = outcome
+        .rows
+        .iter()
+        .filter(|row| row.phase == Phase::Throughput)
+        .collect();
+    let kinds = [ArrangementKind::Shared, ArrangementKind::Isolated];
+    let both = kinds.iter().all(|kind| {
+        arrangements
+            .iter()
+            .any(|arrangement| arrangement.kind == *kind)
+    });
+    if both {
+        let mut header = vec!["server".to_owned()];
+        for connections in &config.connections {
+            header.extend([
+                format!("c={connections} shared"),
+                format!("c={connections} isolated"),
+                "isolated/shared".to_owned(),
+                "client busy sh/iso".to_owned(),
+            ]);
+        }
+        let mut table = Table::new(header);
+        let mut names: Vec<&str> = Vec::new();
+        for row in &throughput {
+            if !names.contains(&row.style.as_str()) {
+                names.push(&row.style);
+            }
+        }
+        let percent = |busy: Option<f64>| {
+            busy.map_or_else(|| "—".to_owned(), |busy| format!("{:.0}%", busy * 100.0))
+        };
+        for name in names {
+            let mut cells = vec![name.to_owned()];
+            for &connections in &config.connections {
+                let find = |isolated: bool| {
+                    throughput.iter().find(|row| {
+                        row.style == name
+                            && row.connections == connections
+                            && row.is_isolated() == isolated
+                    })
+                };
+                let (shared, isolated) = (find(false), find(true));
+                let rate = |row: Option<&&BeazleyRow>| {
+                    row.map_or_else(|| "—".to_owned(), |row| format!("{:.0}", row.rps))
+                };
+                cells.push(rate(shared));
+                cells.push(rate(isolated));
+                cells.push(match (shared, isolated) {
+                    (Some(shared), Some(isolated)) if shared.rps > 0.0 => {
+                        format!("{:.2}×", isolated.rps / shared.rps)
+                    }
+                    _ => "—".to_owned(),
+                });
+                cells.push(format!(
+                    "{} / {}",
+                    percent(shared.and_then(|row| client_busy(row))),
+                    percent(isolated.and_then(|row| client_busy(row)))
+                ));
+            }
+            table.push(cells);
+        }
+        out.push_str("
+throughput (req/s) with client and servers sharing every CPU, and each on CPUs of its own;                       client busy: the share of its threads' time the client used
+
+");
+        out.push_str(&table.render());
+    }
+    for row in throughput {
+        if let Some(busy) = client_busy(row).filter(|busy| *busy > CLIENT_BUSY_LIMIT) {
+            out.push_str(&format!(
+                "warning: {} c={} ({}): the client used {:.0}% of its {} thread(s)' time: this row measures the client as much as the server
+",
+                row.style,
+                row.connections,
+                row.arrangement.as_deref().unwrap_or("shared"),
+                busy * 100.0,
+                row.client_threads.unwrap_or(1)
+            ));
+        }
     }
     out
 }
@@ -697,8 +994,7 @@ fn tasks_table(config: &TasksConfig, rows: &[TaskRow]) -> String {
 }
 
 pub(super) fn write_json(path: &Path, rows: &[impl serde::Serialize]) -> anyhow::Result<()> {
-    let json = serde_json::to_string_pretty(rows)?;
-    std::fs::write(path, json + "\n").with_context(|| format!("cannot write {}", path.display()))
+    scenarios::write_rows(path, &rows).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The first executable called `name` in `$PATH`.

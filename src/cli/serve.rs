@@ -36,6 +36,10 @@ pub(crate) struct ServeArgs {
     /// are answered `error: backend: no backend configured …`.
     #[arg(long)]
     backend: Option<SocketAddr>,
+    /// Pin the server to these CPUs (`0`, `0-1,3`) before it builds any thread, so that
+    /// every thread and worker process of it inherits the set.
+    #[arg(long)]
+    cpus: Option<scenarios::cpus::CpuList>,
 }
 
 /// `--framing`, for clap.
@@ -57,6 +61,12 @@ impl From<FramingArg> for Framing {
 }
 
 pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    // First, while this is the only thread: every thread and process started from here
+    // inherits the set.
+    if let Some(cpus) = &args.cpus {
+        scenarios::cpus::pin_to(cpus)
+            .with_context(|| format!("cannot pin the server to CPUs {cpus}"))?;
+    }
     let entry = catalog::find(&args.style).context("unknown style")?;
     if let Support::NotApplicable(reason) = (entry.support)(Workload::Throughput) {
         bail!("{} has no server: {reason}", entry.name);

@@ -22,12 +22,17 @@
 
 mod connection;
 mod fleet;
+pub mod hgrm;
 mod report;
 mod run;
 
 pub use connection::{Batch, ClosedLoop, MAX_FIB_REPLY_BYTES, MAX_RAW_REPLY_BYTES};
 pub use fleet::{
     CONNECTS_IN_FLIGHT, Fleet, IdlePhase, MIN_IDLE_INTERVAL, OpenFailures, OpenLimits,
+};
+pub use hgrm::{
+    HgrmParseError, PercentileDistribution, parse_percentile_distribution,
+    write_percentile_distribution,
 };
 pub use report::{LatencySummary, LoadReport, Recording};
 pub use run::{LoadConfig, Progress, RequestSpec, StopAfter, record, run};

@@ -196,6 +196,13 @@ impl Recording {
         self.elapsed
     }
 
+    /// Every latency recorded, µs: each reply's, and each request given up on (as a
+    /// lower bound), merged over merged recordings; for an `.hgrm` file
+    /// ([`crate::write_percentile_distribution`]).
+    pub fn histogram(&self) -> &Histogram<u64> {
+        &self.tally.latencies
+    }
+
     /// Replies received (right, error and wrong).
     pub fn requests(&self) -> u64 {
         self.tally.right + self.tally.server_errors + self.tally.wrong

@@ -23,7 +23,8 @@
 //! style (the report's ratio columns); [`compare`] compares two builds of the same
 //! benchmarks, base and head alternating (the CI gate). [`rows`] is the JSON they
 //! write, with a schema version. [`suite`] defines the benchmarks once, for the engine
-//! and for the criterion benches alike.
+//! and for the criterion benches alike. [`sweep`] is the core-count sweep: which worker
+//! counts `concbench measure` runs.
 
 #![forbid(unsafe_code)]
 
@@ -35,6 +36,7 @@ pub mod protocol;
 pub mod rows;
 pub mod stats;
 pub mod suite;
+pub mod sweep;
 pub mod worker;
 
 use std::path::PathBuf;

@@ -1,13 +1,22 @@
 //! The engine's JSON rows, written by `concbench measure` and `concbench compare` and
 //! read by `concbench report`.
 //!
-//! Schema version 2 (bump [`SCHEMA_VERSION`] on any change a reader would notice; 2
-//! added the capacity probe, the efficiencies and the replica gauge):
+//! Schema version 3 (bump [`SCHEMA_VERSION`] on any change a reader would notice; 2
+//! added the capacity probe, the efficiencies and the replica gauge; 3 made
+//! `measure.json` an envelope of one run per worker count, the core-count sweep):
 //!
-//! - [`MeasureRun`]: `schema_version`, `command`, `seed`, `workers`, `stopping`
-//!   (`target`, `min_rounds`, `max_rounds`, `budget` in seconds), `sample_target_ms`,
-//!   `address_layout` (`fixed`, or `randomized: <why>`), `recorded_at` (Unix seconds),
-//!   `cohorts`: a list of [`CohortRow`];
+//! - [`MeasureFile`] (`measure.json`, and `concbench measure --json`): `schema_version`
+//!   (3), `default_workers` (the worker count whose run the report's per-group tables
+//!   use: the default worker count, `CONCBENCH_WORKERS` or the available cores),
+//!   `cores` (the sweep's top without oversubscription, the same count), `runs`: one
+//!   [`MeasureRun`] per worker count, in the order measured. Version 2 files are one bare
+//!   [`MeasureRun`]; [`MeasureFile::parse`] reads both, a version-2 file as a sweep of one;
+//! - [`MeasureRun`]: `schema_version`, `command`, `seed`, `workers`, `oversubscribed`
+//!   (more workers than `cores`), `stopping` (`target`, `min_rounds`, `max_rounds`,
+//!   `budget` in seconds: per cohort; the sweep's other points run with the smaller
+//!   `--sweep-budget`), `sample_target_ms`, `address_layout` (`fixed`, or
+//!   `randomized: <why>`), `recorded_at` (Unix seconds), `cohorts`: a list of
+//!   [`CohortRow`];
 //! - [`CohortRow`]: `group`, `parameter`, `reference`, `rounds`, `stop`
 //!   (`converged` | `budget` | `max_rounds`), `elapsed_s`, `styles` ([`StyleRow`]),
 //!   `capacity` (the capacity probe as a [`StyleRow`] whose `speedup` is the parallel
@@ -24,7 +33,8 @@
 //!   the reference, ideal 1.00), `spread` (`|replica − 1|`), `widest_half_width` (the
 //!   replica interval's), `styles` (the single-threaded styles, whose distance from 1.00
 //!   beyond the gauge is their own per-task cost);
-//! - [`CompareRun`]: `schema_version`, `base`, `head` (binaries), `seed`, `workers`,
+//! - [`CompareRun`] (`concbench compare --json`, unchanged in version 3 but for its
+//!   number): `schema_version`, `base`, `head` (binaries), `seed`, `workers`,
 //!   `stopping`, `address_layout`, `rounds`, `stop`, `elapsed_s`, `rows` ([`CompareRow`]), `not_compared`
 //!   ([`NotCompared`]);
 //! - [`CompareRow`]: `id`, `rounds`, `iterations_per_sample`, `base_ns`, `head_ns`,
@@ -36,7 +46,11 @@ use serde::{Deserialize, Serialize};
 use crate::stats::{Interval, StopReason, Stopping};
 
 /// The version of every row type here.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The earlier `measure.json` layout that [`MeasureFile::parse`] still reads: one bare
+/// [`MeasureRun`].
+pub const SINGLE_RUN_SCHEMA_VERSION: u32 = 2;
 
 /// The file, in the scenarios' results directory, that `concbench measure` writes.
 pub const MEASURE_ROWS: &str = "measure.json";
@@ -52,6 +66,10 @@ pub struct MeasureRun {
     pub seed: u64,
     /// Workers per style.
     pub workers: usize,
+    /// Whether `workers` is more than the sweep's cores (the oversubscribed point, two
+    /// workers per core). `false` in version-2 files.
+    #[serde(default)]
+    pub oversubscribed: bool,
     /// The stopping rule every cohort ran under.
     pub stopping: Stopping,
     /// The aimed length of one sample, milliseconds.
@@ -64,6 +82,73 @@ pub struct MeasureRun {
     pub recorded_at: u64,
     /// One row per workload and size.
     pub cohorts: Vec<CohortRow>,
+}
+
+/// `measure.json`: one [`MeasureRun`] per worker count of the sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasureFile {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The worker count whose run the report's per-group tables use.
+    pub default_workers: usize,
+    /// The cores the sweep counted up to (`CONCBENCH_WORKERS`, else the available
+    /// parallelism): points above it are oversubscribed.
+    pub cores: usize,
+    /// One run per worker count, in the order measured.
+    pub runs: Vec<MeasureRun>,
+}
+
+impl MeasureFile {
+    /// The run at [`Self::default_workers`], else the first.
+    pub fn primary(&self) -> Option<&MeasureRun> {
+        self.runs
+            .iter()
+            .find(|run| run.workers == self.default_workers)
+            .or_else(|| self.runs.first())
+    }
+
+    /// The runs by worker count, smallest first.
+    pub fn by_workers(&self) -> Vec<&MeasureRun> {
+        let mut runs: Vec<&MeasureRun> = self.runs.iter().collect();
+        runs.sort_by_key(|run| run.workers);
+        runs
+    }
+
+    /// A version-2 file's one run as a sweep of one (its workers are its cores).
+    pub fn from_single(mut run: MeasureRun) -> Self {
+        run.schema_version = SCHEMA_VERSION;
+        Self {
+            schema_version: SCHEMA_VERSION,
+            default_workers: run.workers,
+            cores: run.workers,
+            runs: vec![run],
+        }
+    }
+
+    /// Reads `measure.json` text of version 3, or of version 2 (one bare run, read as a
+    /// sweep of one); any other version is an error that says which it found.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|error| error.to_string())?;
+        let found = value
+            .get("schema_version")
+            .and_then(serde_json::Value::as_u64);
+        match found {
+            Some(version) if version == u64::from(SCHEMA_VERSION) => {
+                serde_json::from_value(value).map_err(|error| error.to_string())
+            }
+            Some(version) if version == u64::from(SINGLE_RUN_SCHEMA_VERSION) => {
+                serde_json::from_value(value)
+                    .map(Self::from_single)
+                    .map_err(|error| error.to_string())
+            }
+            _ => Err(format!(
+                "schema version {}; this build reads versions {SINGLE_RUN_SCHEMA_VERSION} and \
+                 {SCHEMA_VERSION}",
+                found.map_or_else(|| "missing".to_owned(), |version| version.to_string())
+            )),
+        }
+    }
 }
 
 /// The styles of one workload at one size, measured together.
@@ -191,4 +276,61 @@ pub struct NotCompared {
     pub id: String,
     /// Why.
     pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(workers: usize, oversubscribed: bool) -> MeasureRun {
+        MeasureRun {
+            schema_version: SCHEMA_VERSION,
+            command: "concbench measure".into(),
+            seed: 7,
+            workers,
+            oversubscribed,
+            stopping: Stopping::default(),
+            sample_target_ms: 90.0,
+            address_layout: "fixed".into(),
+            recorded_at: 1,
+            cohorts: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_sweep_round_trips_as_version_3() {
+        let file = MeasureFile {
+            schema_version: SCHEMA_VERSION,
+            default_workers: 2,
+            cores: 2,
+            runs: vec![run(1, false), run(2, false), run(4, true)],
+        };
+        let text = serde_json::to_string_pretty(&file).expect("serializes");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(value["schema_version"], 3);
+        assert_eq!(value["runs"][2]["oversubscribed"], true);
+        let read = MeasureFile::parse(&text).expect("parses");
+        assert_eq!(read, file);
+        assert_eq!(read.primary().map(|run| run.workers), Some(2));
+    }
+
+    #[test]
+    fn a_version_2_run_reads_as_a_sweep_of_one_and_others_are_refused() {
+        let mut single = serde_json::to_value(run(2, false)).expect("serializes");
+        single["schema_version"] = 2.into();
+        single
+            .as_object_mut()
+            .expect("an object")
+            .remove("oversubscribed");
+        let read = MeasureFile::parse(&single.to_string()).expect("parses");
+        assert_eq!(
+            (read.default_workers, read.cores, read.runs.len()),
+            (2, 2, 1)
+        );
+        assert!(!read.runs[0].oversubscribed);
+        single["schema_version"] = 1.into();
+        let error = MeasureFile::parse(&single.to_string()).unwrap_err();
+        assert!(error.contains("schema version 1"), "{error}");
+        assert!(MeasureFile::parse("{}").unwrap_err().contains("missing"));
+    }
 }

@@ -464,6 +464,122 @@ pub(crate) fn io_chart(path: &Path, rows: &[IoRow]) -> Result<(), ReportError> {
     })
 }
 
+/// Paired speedup over the reference against the worker count, one line per style (and
+/// the capacity probe), with the ideal `speedup = workers` dashed up to `cores` and flat
+/// beyond, and each oversubscribed count marked by a dotted vertical line.
+pub(crate) fn scaling_chart(
+    path: &Path,
+    group: &str,
+    rows: &[crate::scaling::ScalingRow],
+    cores: usize,
+) -> Result<(), ReportError> {
+    let several_parameters = rows.iter().any(|row| {
+        rows.first()
+            .is_some_and(|first| first.parameter != row.parameter)
+    });
+    let mut lines: Lines = Vec::new();
+    for row in rows {
+        let name = if several_parameters {
+            format!("{} ({})", row.style, row.parameter)
+        } else {
+            row.style.clone()
+        };
+        add_point(&mut lines, &name, (row.workers as f64, row.speedup));
+    }
+    let cores = cores.max(1) as f64;
+    let mut oversubscribed: Vec<f64> = rows
+        .iter()
+        .filter(|row| row.oversubscribed)
+        .map(|row| row.workers as f64)
+        .collect();
+    oversubscribed.sort_by(f64::total_cmp);
+    oversubscribed.dedup();
+    let reference = rows
+        .first()
+        .map_or_else(|| "the reference".to_owned(), |row| row.reference.clone());
+    let root = SVGBackend::new(path, (WIDTH, 520)).into_drawing_area();
+    draw(path, || {
+        root.fill(&WHITE)?;
+        let x_max = rows
+            .iter()
+            .map(|row| row.workers as f64)
+            .fold(cores, f64::max);
+        let y_max = rows.iter().map(|row| row.speedup).fold(cores, f64::max) * 1.25;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("{group}: paired speedup over {reference} against workers"),
+                ("sans-serif", 20),
+            )
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.5..x_max + 0.5, 0.0..y_max)?;
+        chart
+            .configure_mesh()
+            .x_desc("workers per style (dotted: oversubscribed, more workers than cores)")
+            .y_desc(format!("speedup over {reference}"))
+            .x_labels((x_max as usize).clamp(2, 16) + 1)
+            .x_label_formatter(&|workers| {
+                if (workers - workers.round()).abs() < 1e-6 && *workers >= 1.0 {
+                    format!("{workers:.0}")
+                } else {
+                    String::new()
+                }
+            })
+            .y_label_formatter(&|speedup| format!("{speedup:.1}×"))
+            .draw()?;
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(1.0, 1.0), (cores, cores), (x_max, cores)],
+                8,
+                6,
+                BLACK.stroke_width(1),
+            ))?
+            .label("ideal: speedup = workers, up to the cores")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.stroke_width(1)));
+        for &workers in &oversubscribed {
+            chart.draw_series(DashedLineSeries::new(
+                [(workers, 0.0), (workers, y_max)],
+                2,
+                4,
+                RGBColor(127, 127, 127).stroke_width(1),
+            ))?;
+            chart.draw_series(std::iter::once(Text::new(
+                format!("{workers:.0}: oversubscribed"),
+                (workers - 0.45, y_max * 0.97),
+                ("sans-serif", 13),
+            )))?;
+        }
+        for (series, (name, points)) in lines.iter().enumerate() {
+            let color = PALETTE[series % PALETTE.len()];
+            let mut points = points.clone();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            chart
+                .draw_series(LineSeries::new(
+                    points.iter().copied(),
+                    color.stroke_width(2),
+                ))?
+                .label(name.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
+            chart.draw_series(
+                points
+                    .iter()
+                    .map(|&point| Circle::new(point, 3, color.filled())),
+            )?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    })
+}
+
 /// Runs a drawing closure, turning plotters' errors into a [`ReportError`] naming the
 /// chart.
 fn draw(

@@ -14,34 +14,45 @@
 //!   it was produced;
 //! - `results.csv` — one row per benchmark, the same columns;
 //! - `*.svg` — one chart per criterion group, the hog-latency chart, memory per unit,
-//!   memory per connection, achieved ÷ ideal rate per concurrency;
+//!   memory per connection, achieved ÷ ideal rate per concurrency, and per CPU group
+//!   the paired speedup against the worker count of the engine's core-count sweep
+//!   (`<group>_scaling.svg`, [`scaling`]);
 //! - `beazley.json`, `tasks.json`, `connections.json`, `io.json`, `measure.json`,
 //!   `bench-server.json` — the scenarios',
 //!   the engine's and the throughput bench's rows, as measured;
 //! - `machine.json` — CPU, cores, memory, kernel, `rustc -vV`, criterion version, git
-//!   commit and dirtiness, date, worker count, commands.
+//!   commit and dirtiness, date, worker count, commands, the CPU frequency governor and
+//!   frequencies, the CPUs this process may use, the engine's settings;
+//! - `compare-<other>.md`, with `--compare OTHER` — this report's paired ratios beside
+//!   another report's ([`compare`]).
 //!
 //! Missing inputs become a line in the summary, not a failure; a file that exists but
-//! cannot be read or parsed is an error that names it. [`criterion`] is the only module
+//! cannot be read or parsed is an error that names it. The scenarios' row files are read
+//! through [`scenarios::read_rows`] (the versioned envelope, or an older bare array), the
+//! engine's through [`measure::rows::MeasureFile::parse`] (schema 3, or 2 as one run). [`criterion`] is the only module
 //! that reads criterion's (private, pinned) files.
 
 #![forbid(unsafe_code)]
 
 mod charts;
+pub mod compare;
 mod connections;
 pub mod criterion;
 mod io_wait;
+mod isolation;
 pub mod machine;
+mod rate_sweep;
 pub mod results;
+pub mod scaling;
 mod summary;
 pub mod throughput;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use measure::rows::{MEASURE_ROWS, MeasureRun};
+use measure::rows::{MEASURE_ROWS, MeasureFile, MeasureRun};
 use scenarios::{
-    BeazleyRow, ConnectionsRow, IoRow, RunMeta, THROUGHPUT_BENCH_ROWS, TaskRow, ThroughputBenchRow,
+    BeazleyRow, ConnectionsRow, IoRow, RateRow, RunMeta, THROUGHPUT_BENCH_ROWS, TaskRow, ThroughputBenchRow,
 };
 
 pub use machine::MachineInfo;
@@ -112,8 +123,14 @@ pub struct Loaded {
     pub connections: Option<Vec<ConnectionsRow>>,
     /// The io scenario's rows, if it ran.
     pub io: Option<Vec<IoRow>>,
-    /// The measurement engine's last run (`concbench measure`), if any.
+    /// The rate-sweep scenario's rows (latency against offered load), if it ran.
+    pub rate_sweep: Option<Vec<RateRow>>,
+    /// The measurement engine's last run (`concbench measure`) at the default worker
+    /// count, if any: the per-group tables' numbers.
     pub measure: Option<MeasureRun>,
+    /// Every run of the engine's last core-count sweep, one per worker count (a
+    /// version-2 file is a sweep of one), if any.
+    pub sweep: Option<MeasureFile>,
     /// The throughput bench's fairness and CPU figures (`benches/server.rs`), if it ran.
     pub throughput_bench: Option<Vec<ThroughputBenchRow>>,
     /// The runs' own records, in the order they ran.
@@ -128,6 +145,8 @@ pub const TASK_ROWS: &str = "tasks.json";
 pub const CONNECTIONS_ROWS: &str = "connections.json";
 /// See [`BEAZLEY_ROWS`].
 pub const IO_ROWS: &str = "io.json";
+/// See [`BEAZLEY_ROWS`].
+pub const RATE_SWEEP_ROWS: &str = "rate-sweep.json";
 
 /// Reads every input; missing ones are `None` or empty, corrupt ones an error.
 pub fn load(inputs: &Inputs) -> Result<Loaded, ReportError> {
@@ -149,14 +168,17 @@ pub fn load(inputs: &Inputs) -> Result<Loaded, ReportError> {
         // In the order they ran (records without a time keep their file-name order).
         runs.sort_by_key(|run| run.recorded_at);
     }
+    let sweep = read_measure(&inputs.scenarios_dir.join(MEASURE_ROWS))?;
     Ok(Loaded {
         benchmarks: criterion::read_benchmarks(&inputs.criterion_dir)?,
-        beazley: read_optional(&inputs.scenarios_dir.join(BEAZLEY_ROWS))?,
-        tasks: read_optional(&inputs.scenarios_dir.join(TASK_ROWS))?,
-        connections: read_optional(&inputs.scenarios_dir.join(CONNECTIONS_ROWS))?,
-        io: read_optional(&inputs.scenarios_dir.join(IO_ROWS))?,
-        measure: read_measure(&inputs.scenarios_dir.join(MEASURE_ROWS))?,
-        throughput_bench: read_optional(&inputs.scenarios_dir.join(THROUGHPUT_BENCH_ROWS))?,
+        beazley: read_rows_optional(&inputs.scenarios_dir.join(BEAZLEY_ROWS))?,
+        tasks: read_rows_optional(&inputs.scenarios_dir.join(TASK_ROWS))?,
+        connections: read_rows_optional(&inputs.scenarios_dir.join(CONNECTIONS_ROWS))?,
+        io: read_rows_optional(&inputs.scenarios_dir.join(IO_ROWS))?,
+        rate_sweep: read_rows_optional(&inputs.scenarios_dir.join(RATE_SWEEP_ROWS))?,
+        measure: sweep.as_ref().and_then(MeasureFile::primary).cloned(),
+        sweep,
+        throughput_bench: read_rows_optional(&inputs.scenarios_dir.join(THROUGHPUT_BENCH_ROWS))?,
         runs,
     })
 }
@@ -173,7 +195,9 @@ pub fn describe_machine(loaded: &Loaded, repo: &Path, report_command: String) ->
         [workers] => Some(*workers),
         _ => None,
     };
-    MachineInfo::collect(repo, workers, commands)
+    let mut machine = MachineInfo::collect(repo, workers, commands);
+    machine.engine = loaded.sweep.as_ref().map(machine::EngineSettings::of);
+    machine
 }
 
 /// What [`write`] produced.
@@ -210,7 +234,10 @@ pub fn write(
         files.push(name);
     }
     if let Some(beazley) = loaded.beazley.as_deref().filter(|rows| !rows.is_empty()) {
-        charts::hog_chart(&folder.join(summary::HOG_CHART), beazley)?;
+        charts::hog_chart(
+            &folder.join(summary::HOG_CHART),
+            &isolation::shared(beazley),
+        )?;
         files.push(summary::HOG_CHART.to_owned());
     }
     if let Some(tasks) = loaded
@@ -236,33 +263,49 @@ pub fn write(
         charts::io_chart(&folder.join(summary::IO_CHART), io)?;
         files.push(summary::IO_CHART.to_owned());
     }
+    if let Some(sweep) = &loaded.sweep {
+        for group in scaling::groups(sweep) {
+            let name = scaling::chart_name(&group);
+            let rows = scaling::rows(sweep, &group);
+            charts::scaling_chart(&folder.join(&name), &group, &rows, sweep.cores)?;
+            files.push(name);
+        }
+    }
+    if let Some(rates) = loaded.rate_sweep.as_deref().filter(|rows| !rows.is_empty()) {
+        rate_sweep::chart(&folder.join(rate_sweep::RATE_SWEEP_CHART), rates)?;
+        files.push(rate_sweep::RATE_SWEEP_CHART.to_owned());
+    }
 
     let csv_path = folder.join("results.csv");
     summary::write_csv(&csv_path, &rows, loaded.measure.as_ref())?;
     files.push("results.csv".to_owned());
     // The scenarios' rows as they were measured, for plots and spreadsheets of their own.
     if let Some(beazley) = &loaded.beazley {
-        write_json(&folder.join(BEAZLEY_ROWS), beazley)?;
+        write_rows(&folder.join(BEAZLEY_ROWS), beazley)?;
         files.push(BEAZLEY_ROWS.to_owned());
     }
     if let Some(tasks) = &loaded.tasks {
-        write_json(&folder.join(TASK_ROWS), tasks)?;
+        write_rows(&folder.join(TASK_ROWS), tasks)?;
         files.push(TASK_ROWS.to_owned());
     }
     if let Some(connections) = &loaded.connections {
-        write_json(&folder.join(CONNECTIONS_ROWS), connections)?;
+        write_rows(&folder.join(CONNECTIONS_ROWS), connections)?;
         files.push(CONNECTIONS_ROWS.to_owned());
     }
     if let Some(io) = &loaded.io {
-        write_json(&folder.join(IO_ROWS), io)?;
+        write_rows(&folder.join(IO_ROWS), io)?;
         files.push(IO_ROWS.to_owned());
     }
-    if let Some(measured) = &loaded.measure {
-        write_json(&folder.join(MEASURE_ROWS), measured)?;
+    if let Some(rates) = &loaded.rate_sweep {
+        write_rows(&folder.join(RATE_SWEEP_ROWS), rates)?;
+        files.push(RATE_SWEEP_ROWS.to_owned());
+    }
+    if let Some(sweep) = &loaded.sweep {
+        write_json(&folder.join(MEASURE_ROWS), sweep)?;
         files.push(MEASURE_ROWS.to_owned());
     }
     if let Some(bench) = &loaded.throughput_bench {
-        write_json(&folder.join(THROUGHPUT_BENCH_ROWS), bench)?;
+        write_rows(&folder.join(THROUGHPUT_BENCH_ROWS), bench)?;
         files.push(THROUGHPUT_BENCH_ROWS.to_owned());
     }
 
@@ -275,36 +318,54 @@ pub fn write(
     Ok(Written { folder, files })
 }
 
-fn read_optional<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, ReportError> {
-    if path.exists() {
-        parse_json(path).map(Some)
-    } else {
-        Ok(None)
-    }
-}
-
-/// The engine's rows, when present; another schema version is an error naming the file,
-/// not a silent misreading.
-fn read_measure(path: &Path) -> Result<Option<MeasureRun>, ReportError> {
-    let Some(version) = read_optional::<serde_json::Value>(path)? else {
+/// A row file of the scenarios or benches, when present: the versioned envelope or a
+/// bare array ([`scenarios::read_rows`]); anything else is an error naming the file.
+fn read_rows_optional<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Option<Vec<T>>, ReportError> {
+    if !path.exists() {
         return Ok(None);
-    };
-    let found = version
-        .get("schema_version")
-        .and_then(serde_json::Value::as_u64);
-    if found != Some(u64::from(measure::rows::SCHEMA_VERSION)) {
-        return Err(ReportError::Parse {
-            path: path.to_path_buf(),
-            message: format!(
-                "schema version {found:?}; this report reads version {}",
-                measure::rows::SCHEMA_VERSION
-            ),
-        });
     }
-    parse_json(path).map(Some)
+    let text = fs::read_to_string(path).map_err(|source| ReportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    scenarios::read_rows(&text)
+        .map(Some)
+        .map_err(|message| ReportError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportError> {
+/// The engine's rows, when present: schema version 3 (a sweep), or 2 (one run, read as
+/// a sweep of one); another version is an error naming the file, not a silent
+/// misreading.
+pub fn read_measure(path: &Path) -> Result<Option<MeasureFile>, ReportError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = fs::read_to_string(path).map_err(|source| ReportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    MeasureFile::parse(&text)
+        .map(Some)
+        .map_err(|message| ReportError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+}
+
+fn write_rows(path: &Path, rows: &impl serde::Serialize) -> Result<(), ReportError> {
+    let json = scenarios::rows_json(rows).map_err(|error| ReportError::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(error),
+    })?;
+    write_file(path, json.as_bytes())
+}
+
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReportError> {
     let text = fs::read_to_string(path).map_err(|source| ReportError::Read {
         path: path.to_path_buf(),
         source,
@@ -323,7 +384,7 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), ReportEr
     write_file(path, (json + "\n").as_bytes())
 }
 
-fn write_file(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
+pub(crate) fn write_file(path: &Path, contents: &[u8]) -> Result<(), ReportError> {
     fs::write(path, contents).map_err(|source| ReportError::Write {
         path: path.to_path_buf(),
         source,

@@ -1,15 +1,20 @@
 //! What machine, toolchain and commit produced a report: `machine.json`.
 
 use std::path::Path;
+
+use measure::rows::MeasureFile;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::criterion::CRITERION_VERSION;
 
 /// The facts every report records, so that its numbers can be traced and compared.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+///
+/// The fields added after the first reports (`cpu_frequency`, `cpus_allowed_list`,
+/// `engine`) default when an older `machine.json` is read (`--compare`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MachineInfo {
     /// The day the report was built, `YYYY-MM-DD` (UTC).
     pub date: String,
@@ -37,6 +42,118 @@ pub struct MachineInfo {
     pub workers: Option<usize>,
     /// The commands that produced the report's inputs, and the report itself.
     pub commands: Vec<String>,
+    /// Per CPU the kernel lists under `/sys/devices/system/cpu/`, its frequency
+    /// governor and frequencies (`cpufreq/`); a value the kernel does not expose is
+    /// `null`, and a machine without those directories has an empty list.
+    #[serde(default)]
+    pub cpu_frequency: Vec<CpuFrequency>,
+    /// The CPUs this process may run on, `Cpus_allowed_list` of `/proc/self/status`
+    /// (`0-1`); `null` where the kernel does not say.
+    #[serde(default)]
+    pub cpus_allowed_list: Option<String>,
+    /// The measurement engine's settings, from the report's `measure.json`; `null`
+    /// without one.
+    #[serde(default)]
+    pub engine: Option<EngineSettings>,
+}
+
+/// One CPU's frequency scaling, from `/sys/devices/system/cpu/cpu<N>/cpufreq/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuFrequency {
+    /// The CPU's number.
+    pub cpu: usize,
+    /// `scaling_governor` (`performance`, `powersave`, `schedutil`, …).
+    pub governor: Option<String>,
+    /// `scaling_cur_freq`, kHz, when the report was written.
+    pub current_khz: Option<u64>,
+    /// `scaling_min_freq`, kHz: the lowest the governor may choose.
+    pub min_khz: Option<u64>,
+    /// `scaling_max_freq`, kHz: the highest the governor may choose.
+    pub max_khz: Option<u64>,
+}
+
+/// How the engine measured: the settings of `measure.json`'s runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineSettings {
+    /// Per-cohort budget of the run at the default worker count, seconds.
+    pub budget_s: f64,
+    /// Per-cohort budget of the sweep's other worker counts, seconds; `null` without a
+    /// sweep.
+    pub sweep_budget_s: Option<f64>,
+    /// The stopping target, a fraction (`0.01`: ±1 %).
+    pub target: f64,
+    /// Rounds before the intervals are first judged.
+    pub min_rounds: usize,
+    /// Rounds at most.
+    pub max_rounds: usize,
+    /// The worker count of the per-group tables.
+    pub default_workers: usize,
+    /// The sweep's cores (points above are oversubscribed).
+    pub cores: usize,
+    /// Every worker count measured, in order.
+    pub workers: Vec<usize>,
+}
+
+impl EngineSettings {
+    /// The settings of `sweep`: its default run's rule, the other runs' budget.
+    pub fn of(sweep: &MeasureFile) -> Self {
+        let primary = sweep.primary();
+        let stopping = primary.map(|run| run.stopping).unwrap_or_default();
+        Self {
+            budget_s: stopping.budget.as_secs_f64(),
+            sweep_budget_s: sweep
+                .runs
+                .iter()
+                .find(|run| Some(run.workers) != primary.map(|primary| primary.workers))
+                .map(|run| run.stopping.budget.as_secs_f64()),
+            target: stopping.target,
+            min_rounds: stopping.min_rounds,
+            max_rounds: stopping.max_rounds,
+            default_workers: sweep.default_workers,
+            cores: sweep.cores,
+            workers: sweep.runs.iter().map(|run| run.workers).collect(),
+        }
+    }
+}
+
+/// Every `cpu<N>` under `cpu_dir` (`/sys/devices/system/cpu`) with its `cpufreq/`
+/// files, by CPU number; a missing file is `None`, a missing directory no CPUs.
+pub fn cpu_frequencies(cpu_dir: &Path) -> Vec<CpuFrequency> {
+    let Ok(entries) = std::fs::read_dir(cpu_dir) else {
+        return Vec::new();
+    };
+    let mut cpus: Vec<CpuFrequency> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let cpu: usize = name.to_str()?.strip_prefix("cpu")?.parse().ok()?;
+            let cpufreq = entry.path().join("cpufreq");
+            let text = |file: &str| {
+                std::fs::read_to_string(cpufreq.join(file))
+                    .ok()
+                    .map(|text| text.trim().to_owned())
+                    .filter(|text| !text.is_empty())
+            };
+            let khz = |file: &str| text(file)?.parse::<u64>().ok();
+            Some(CpuFrequency {
+                cpu,
+                governor: text("scaling_governor"),
+                current_khz: khz("scaling_cur_freq"),
+                min_khz: khz("scaling_min_freq"),
+                max_khz: khz("scaling_max_freq"),
+            })
+        })
+        .collect();
+    cpus.sort_by_key(|cpu| cpu.cpu);
+    cpus
+}
+
+/// `Cpus_allowed_list` of a `/proc/<pid>/status` text.
+pub fn cpus_allowed_list(status: &str) -> Option<String> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .map(|list| list.trim().to_owned())
 }
 
 impl MachineInfo {
@@ -89,6 +206,12 @@ impl MachineInfo {
             .map(|status| !status.is_empty()),
             workers,
             commands,
+            cpu_frequency: cpu_frequencies(Path::new("/sys/devices/system/cpu")),
+            cpus_allowed_list: std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .as_deref()
+                .and_then(cpus_allowed_list),
+            engine: None,
         }
     }
 
@@ -212,5 +335,49 @@ mod tests {
         );
         assert!(machine.one_line().contains("2 workers per style"));
         assert!(!hostname().contains('/'));
+    }
+
+    #[test]
+    fn cpu_frequencies_read_what_the_kernel_exposes_and_null_the_rest() {
+        let dir = std::env::temp_dir().join(format!("concbench-cpufreq-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cpufreq = dir.join("cpu0/cpufreq");
+        std::fs::create_dir_all(&cpufreq).expect("fake sysfs");
+        std::fs::create_dir_all(dir.join("cpu1")).expect("fake sysfs");
+        std::fs::create_dir_all(dir.join("cpufreq")).expect("fake sysfs");
+        for (file, text) in [
+            ("scaling_governor", "performance\n"),
+            ("scaling_cur_freq", "2400000\n"),
+            ("scaling_max_freq", "3000000\n"),
+        ] {
+            std::fs::write(cpufreq.join(file), text).expect("fake file");
+        }
+        let cpus = cpu_frequencies(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(
+            cpus,
+            [
+                CpuFrequency {
+                    cpu: 0,
+                    governor: Some("performance".into()),
+                    current_khz: Some(2_400_000),
+                    min_khz: None,
+                    max_khz: Some(3_000_000),
+                },
+                CpuFrequency {
+                    cpu: 1,
+                    governor: None,
+                    current_khz: None,
+                    min_khz: None,
+                    max_khz: None,
+                },
+            ]
+        );
+        assert!(cpu_frequencies(Path::new("/nonexistent/cpu")).is_empty());
+        assert_eq!(
+            cpus_allowed_list("Name:\tx\nCpus_allowed_list:\t0-1\n").as_deref(),
+            Some("0-1")
+        );
+        assert_eq!(cpus_allowed_list("Name:\tx\n"), None);
     }
 }

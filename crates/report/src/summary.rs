@@ -235,7 +235,7 @@ pub(crate) fn markdown(
                     &mut out,
                     &group_rows,
                     bench,
-                    loaded.beazley.as_deref().unwrap_or_default(),
+                    &crate::isolation::shared(loaded.beazley.as_deref().unwrap_or_default()),
                 );
             }
         } else {
@@ -250,11 +250,18 @@ pub(crate) fn markdown(
                 paired_notes(&mut out, cohort, machine.workers);
             }
         }
+        if let Some(sweep) = &loaded.sweep {
+            crate::scaling::section(&mut out, sweep, group, files);
+        }
     }
 
     out.push_str("## The Beazley scenario\n\n");
     match loaded.beazley.as_deref() {
-        Some(beazley) if !beazley.is_empty() => beazley_section(&mut out, beazley, files),
+        Some(beazley) if !beazley.is_empty() => {
+            // The isolated arrangement's rows have a section of their own.
+            beazley_section(&mut out, &crate::isolation::shared(beazley), files);
+            crate::isolation::section(&mut out, beazley, &inputs.scenarios_dir);
+        }
         _ => {
             let _ = writeln!(
                 out,
@@ -298,6 +305,18 @@ pub(crate) fn markdown(
                 out,
                 "_No io rows in `{}`: run `concbench scenario io` first._\n",
                 inputs.scenarios_dir.join(IO_ROWS).display()
+            );
+        }
+    }
+
+    out.push_str("## Latency against offered load\n\n");
+    match loaded.rate_sweep.as_deref() {
+        Some(rates) if !rates.is_empty() => crate::rate_sweep::section(&mut out, rates, files),
+        _ => {
+            let _ = writeln!(
+                out,
+                "_Not run: no rate-sweep rows in `{}`: run `concbench scenario rate-sweep` first._\n",
+                inputs.scenarios_dir.join(crate::RATE_SWEEP_ROWS).display()
             );
         }
     }
@@ -1081,6 +1100,10 @@ mod tests {
             hog_n: Some(35),
             hogs: Some(hogs),
             hog_requests: Some(10),
+            arrangement: None,
+            server_cpus: None,
+            client_cpus: None,
+            server_launcher: None,
         }
     }
 

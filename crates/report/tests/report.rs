@@ -165,14 +165,18 @@ fn writes_a_complete_report() {
         "criterion_version",
         "date",
         "commands",
+        "cpu_frequency",
     ] {
         assert!(!machine[field].is_null(), "machine.json lacks {field}");
     }
+    // Present, though the kernel (or the absent measure.json) may leave them null.
+    for field in ["cpus_allowed_list", "engine"] {
+        assert!(machine.get(field).is_some(), "machine.json lacks {field}");
+    }
+    assert!(machine["engine"].is_null(), "no measure.json, no engine settings");
     // The scenarios' rows come along unchanged.
-    let copied: Vec<scenarios::BeazleyRow> = serde_json::from_str(
-        &std::fs::read_to_string(written.folder.join("beazley.json")).expect("beazley.json"),
-    )
-    .expect("beazley.json parses");
+    let copied: Vec<scenarios::BeazleyRow> =
+        scenarios::read_rows_file(&written.folder.join("beazley.json")).expect("beazley.json");
     assert_eq!(Some(copied), loaded.beazley);
     let _ = std::fs::remove_dir_all(out);
 }
@@ -265,16 +269,15 @@ fn corrupt_or_foreign_files_are_errors_naming_the_file() {
     }
 }
 
-/// The fixture's scenarios plus a `measure.json` of the engine, in a temporary folder.
-fn scenarios_with_engine_rows(test: &str, schema_version: u32) -> PathBuf {
+/// The engine's run of `fib_batch` at `workers` workers: the fixture's numbers, with
+/// rayon's speedup and efficiency given.
+fn engine_run(
+    workers: usize,
+    oversubscribed: bool,
+    rayon: ((f64, f64, f64), (f64, f64, f64)),
+) -> measure::rows::MeasureRun {
     use measure::rows::{CohortRow, MeasureRun, NoiseGauge, StyleRow};
     use measure::stats::{Interval, StopReason, Stopping};
-    let dir = out_dir(test).join("scenarios");
-    std::fs::create_dir_all(&dir).expect("scenarios dir");
-    for entry in std::fs::read_dir(fixture("scenarios")).expect("fixture") {
-        let entry = entry.expect("entry");
-        std::fs::copy(entry.path(), dir.join(entry.file_name())).expect("copy");
-    }
     let interval = |(point, lower, upper): (f64, f64, f64)| Interval {
         point,
         lower,
@@ -294,11 +297,12 @@ fn scenarios_with_engine_rows(test: &str, schema_version: u32) -> PathBuf {
         speedup: speedup.map(interval),
         efficiency: efficiency.map(interval),
     };
-    let run = MeasureRun {
-        schema_version,
+    MeasureRun {
+        schema_version: measure::rows::SCHEMA_VERSION,
         command: "concbench measure --groups fib_batch".into(),
         seed: 17,
-        workers: 2,
+        workers,
+        oversubscribed,
         stopping: Stopping::default(),
         sample_target_ms: 90.0,
         address_layout: "fixed".into(),
@@ -318,12 +322,7 @@ fn scenarios_with_engine_rows(test: &str, schema_version: u32) -> PathBuf {
                     Some((0.988, 0.975, 1.001)),
                     Some((0.506, 0.497, 0.515)),
                 ),
-                style(
-                    "rayon",
-                    false,
-                    Some((1.912, 1.880, 1.950)),
-                    Some((0.981, 0.962, 0.999)),
-                ),
+                style("rayon", false, Some(rayon.0), Some(rayon.1)),
                 style(
                     "tokio",
                     false,
@@ -339,10 +338,46 @@ fn scenarios_with_engine_rows(test: &str, schema_version: u32) -> PathBuf {
                 styles: vec!["evloop".into()],
             }),
         }],
+    }
+}
+
+/// rayon at 2 workers on 2 cores, as the fixture has it.
+const RAYON_AT_2: ((f64, f64, f64), (f64, f64, f64)) =
+    ((1.912, 1.880, 1.950), (0.981, 0.962, 0.999));
+
+/// The fixture's scenarios plus a `measure.json` of the engine, in a temporary folder:
+/// one bare run at 2 workers (`schema_version` 2, or another to be refused).
+fn scenarios_with_engine_rows(test: &str, schema_version: u32) -> PathBuf {
+    let dir = copied_scenarios(test);
+    let run = measure::rows::MeasureRun {
+        schema_version,
+        ..engine_run(2, false, RAYON_AT_2)
     };
     std::fs::write(
         dir.join(measure::rows::MEASURE_ROWS),
         serde_json::to_string(&run).expect("json"),
+    )
+    .expect("write measure.json");
+    dir
+}
+
+/// The fixture's scenarios plus a version-3 `measure.json`: a sweep at 1, 2 and 4
+/// (oversubscribed) workers on 2 cores.
+fn scenarios_with_sweep(test: &str) -> PathBuf {
+    let dir = copied_scenarios(test);
+    let sweep = measure::rows::MeasureFile {
+        schema_version: measure::rows::SCHEMA_VERSION,
+        default_workers: 2,
+        cores: 2,
+        runs: vec![
+            engine_run(2, false, RAYON_AT_2),
+            engine_run(1, false, ((0.97, 0.95, 0.99), (0.96, 0.94, 0.98))),
+            engine_run(4, true, ((1.8, 1.75, 1.85), (0.92, 0.9, 0.94))),
+        ],
+    };
+    std::fs::write(
+        dir.join(measure::rows::MEASURE_ROWS),
+        serde_json::to_string_pretty(&sweep).expect("json"),
     )
     .expect("write measure.json");
     dir
@@ -355,7 +390,8 @@ fn the_engines_paired_speedups_take_the_ratio_columns() {
             .map(out_dir)
             .to_vec(),
     );
-    let scenarios = scenarios_with_engine_rows("engine", measure::rows::SCHEMA_VERSION);
+    // A version-2 file (one bare run) reads as a sweep of one.
+    let scenarios = scenarios_with_engine_rows("engine", 2);
     let engine_inputs = Inputs {
         scenarios_dir: scenarios.clone(),
         ..inputs("criterion", "scenarios")
@@ -381,6 +417,12 @@ fn the_engines_paired_speedups_take_the_ratio_columns() {
     ] {
         assert!(summary.contains(cell), "{cell} missing:\n{summary}");
     }
+    // One worker count: no scaling chart, and the copy is a version-3 sweep of one.
+    assert_eq!(loaded.sweep.as_ref().map(|sweep| sweep.runs.len()), Some(1));
+    assert!(!written.files.iter().any(|file| file.ends_with("_scaling.svg")));
+    let copy = std::fs::read_to_string(written.folder.join("measure.json")).expect("copy");
+    let copy = measure::rows::MeasureFile::parse(&copy).expect("the copy parses");
+    assert_eq!(copy.schema_version, 3);
     // criterion's own gauge gives way to the engine's in the groups the engine measured;
     // groups it did not measure keep criterion's ratios.
     assert!(!summary.contains("their medians are"), "{summary}");
@@ -407,7 +449,8 @@ fn the_engines_paired_speedups_take_the_ratio_columns() {
     })
     .expect_err("another schema version");
     assert!(
-        error.to_string().contains("schema version Some(999)"),
+        error.to_string().contains("schema version 999")
+            && error.to_string().contains("measure.json"),
         "{error}"
     );
 }
@@ -432,7 +475,12 @@ fn save_rows(dir: &Path, name: &str, rows: &impl serde::Serialize) {
         recorded_at: 2,
     };
     for (file, json) in [
-        (format!("{name}.json"), serde_json::to_string_pretty(rows)),
+        // The envelope of today's files (the fixture's own rows are bare arrays, as older
+        // reports wrote them).
+        (
+            format!("{name}.json"),
+            scenarios::rows_json(rows).map(|json| json.trim_end().to_owned()),
+        ),
         (
             format!("{name}.meta.json"),
             serde_json::to_string_pretty(&meta),
@@ -599,15 +647,11 @@ fn the_connections_and_io_scenarios_get_sections_and_charts() {
         "{chart}"
     );
     // The rows come along unchanged.
-    let copied: Vec<scenarios::ConnectionsRow> = serde_json::from_str(
-        &std::fs::read_to_string(written.folder.join("connections.json")).expect("json"),
-    )
-    .expect("connections.json parses");
+    let copied: Vec<scenarios::ConnectionsRow> =
+        scenarios::read_rows_file(&written.folder.join("connections.json")).expect("json");
     assert_eq!(copied, connections);
-    let copied: Vec<scenarios::IoRow> = serde_json::from_str(
-        &std::fs::read_to_string(written.folder.join("io.json")).expect("json"),
-    )
-    .expect("io.json parses");
+    let copied: Vec<scenarios::IoRow> =
+        scenarios::read_rows_file(&written.folder.join("io.json")).expect("json");
     assert_eq!(copied, io);
 }
 
@@ -633,4 +677,189 @@ fn corrupt_connections_or_io_rows_are_errors_naming_the_file() {
         assert!(matches!(error, ReportError::Parse { .. }), "{error:?}");
         assert!(error.to_string().contains(file), "{file}: {error}");
     }
+}
+
+#[test]
+fn a_sweep_draws_speedup_against_workers_with_its_efficiency_table() {
+    let _cleanup = Cleanup(["sweep", "sweep-out"].map(out_dir).to_vec());
+    let sweep_inputs = Inputs {
+        scenarios_dir: scenarios_with_sweep("sweep"),
+        ..inputs("criterion", "scenarios")
+    };
+    let loaded = report::load(&sweep_inputs).expect("load");
+    // The per-group tables use the run at the default worker count.
+    assert_eq!(loaded.measure.as_ref().map(|run| run.workers), Some(2));
+    let machine = machine(&loaded);
+    let written = report::write(&sweep_inputs, &loaded, &machine, &out_dir("sweep-out"))
+        .expect("write");
+    assert!(
+        written.files.iter().any(|file| file == "fib_batch_scaling.svg"),
+        "{:?}",
+        written.files
+    );
+    let chart =
+        std::fs::read_to_string(written.folder.join("fib_batch_scaling.svg")).expect("svg");
+    assert!(
+        chart.contains("4: oversubscribed") && chart.contains("ideal: speedup = workers"),
+        "{chart}"
+    );
+    let summary = std::fs::read_to_string(written.folder.join("summary.md")).expect("summary");
+    for line in [
+        "![fib_batch scaling](fib_batch_scaling.svg)",
+        "(1, 2, 4 (oversubscribed)), on 2 cores; the tables above are the run at 2 workers",
+        "**speedup ÷ min(workers, cores)**",
+        "| `seq` | 64x27 | 1 | 1.00× (reference) | 100 % | 51 % |",
+        "| `seq` | 64x27 | 2 | 1.00× (reference) | 50 % | 51 % |",
+        "| `rayon` | 64x27 | 1 | 0.97× (0.95–0.99) | 97 % | 96 % |",
+        "| `rayon` | 64x27 | 2 | 1.91× (1.88–1.95) | 96 % | 98 % |",
+        "| `rayon` | 64x27 | 4 (oversubscribed) | 1.80× (1.75–1.85) | 90 % | 92 % |",
+        "| `capacity (probe)` | 64x27 | 4 (oversubscribed) | 1.95× (1.90–1.99) | 98 % | — |",
+        // The per-group table is still the 2-worker run's.
+        "| `rayon` | 64x27 | 1.91× (1.88–1.95) | 98 % (96–100) | 1.95 | 15.00 ms |",
+    ] {
+        assert!(summary.contains(line), "{line} missing:\n{summary}");
+    }
+    let rows = report::scaling::rows(loaded.sweep.as_ref().expect("a sweep"), "fib_batch");
+    let rayon: Vec<(usize, bool, f64)> = rows
+        .iter()
+        .filter(|row| row.style == "rayon")
+        .map(|row| (row.workers, row.oversubscribed, row.per_core))
+        .collect();
+    assert_eq!(rayon, [(1, false, 0.97), (2, false, 0.956), (4, true, 0.9)]);
+    // machine.json carries the engine's settings of the sweep.
+    let machine: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(written.folder.join("machine.json")).expect("machine.json"),
+    )
+    .expect("JSON");
+    assert_eq!(machine["engine"]["workers"], serde_json::json!([2, 1, 4]));
+    assert_eq!(machine["engine"]["default_workers"], 2);
+    assert!(machine["engine"]["budget_s"].is_number(), "{machine}");
+    for field in ["sweep_budget_s", "target", "min_rounds", "max_rounds"] {
+        assert!(machine["engine"].get(field).is_some(), "{field}: {machine}");
+    }
+    // The copy in the report is the whole sweep.
+    let copy = std::fs::read_to_string(written.folder.join("measure.json")).expect("copy");
+    let copy = measure::rows::MeasureFile::parse(&copy).expect("parses");
+    assert_eq!(copy.runs.len(), 3);
+}
+
+#[test]
+fn compare_puts_two_reports_ratios_side_by_side() {
+    let _cleanup = Cleanup(["cmp", "cmp-out", "cmp-other"].map(out_dir).to_vec());
+    let this_inputs = Inputs {
+        scenarios_dir: scenarios_with_sweep("cmp"),
+        ..inputs("criterion", "scenarios")
+    };
+    let loaded = report::load(&this_inputs).expect("load");
+    let this_machine = machine(&loaded);
+    let written =
+        report::write(&this_inputs, &loaded, &this_machine, &out_dir("cmp-out")).expect("write");
+
+    // The other report: a version-2 run without tokio and with threads, on another host.
+    let other = out_dir("cmp-other").join("2026-01-01-other-host");
+    std::fs::create_dir_all(&other).expect("other folder");
+    let mut run = measure::rows::MeasureRun {
+        schema_version: 2,
+        ..engine_run(2, false, ((1.7, 1.6, 1.8), (0.9, 0.85, 0.95)))
+    };
+    let styles = &mut run.cohorts[0].styles;
+    styles.retain(|row| row.style != "tokio");
+    let mut threads = styles[2].clone();
+    threads.style = "threads".into();
+    threads.speedup = Some(measure::stats::Interval {
+        point: 1.5,
+        lower: 1.4,
+        upper: 1.6,
+    });
+    threads.efficiency = Some(measure::stats::Interval {
+        point: 0.75,
+        lower: 0.7,
+        upper: 0.8,
+    });
+    styles.push(threads);
+    std::fs::write(
+        other.join("measure.json"),
+        serde_json::to_string(&run).expect("json"),
+    )
+    .expect("write");
+    let other_machine = MachineInfo {
+        hostname: "other-host".into(),
+        ..this_machine.clone()
+    };
+    std::fs::write(
+        other.join("machine.json"),
+        serde_json::to_string(&other_machine).expect("json"),
+    )
+    .expect("write");
+
+    let name = report::compare::write_comparison(&written.folder, &loaded, &this_machine, &other)
+        .expect("compare");
+    assert_eq!(name, "compare-2026-01-01-other-host.md");
+    let text = std::fs::read_to_string(written.folder.join(&name)).expect("the comparison");
+    let this_line = format!(
+        "- this report (`{}`): {}",
+        written.folder.file_name().expect("a name").to_string_lossy(),
+        this_machine.one_line()
+    );
+    let other_line = format!(
+        "- other report (`2026-01-01-other-host`): {}",
+        other_machine.one_line()
+    );
+    for line in [
+        this_line.as_str(),
+        other_line.as_str(),
+        "| fib_batch | 64x27 | `rayon` | 1.91× | 98 % | 1.70× | 90 % | 1.125 | 1.090 |",
+        "| fib_batch | 64x27 | `seq` | 1.00× | 51 % | 1.00× | 51 % | 1.000 | 1.000 |",
+        "| fib_batch | 64x27 | `tokio` | 1.90× | 97 % | only in this report | — | — | — |",
+        "| fib_batch | 64x27 | `threads` | only in the other report | — | 1.50× | 75 % | — | — |",
+        "3 rows in both, 1 only in this report, 1 only in the other.",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    assert!(text.contains("other-host"), "{text}");
+
+    // A foreign measure.json in the other folder is an error naming it.
+    std::fs::write(other.join("measure.json"), r#"{"schema_version": 7}"#).expect("write");
+    let error = report::compare::write_comparison(&written.folder, &loaded, &this_machine, &other)
+        .expect_err("a foreign version");
+    assert!(
+        error.to_string().contains("measure.json") && error.to_string().contains("schema version 7"),
+        "{error}"
+    );
+}
+
+#[test]
+fn row_files_are_read_as_envelopes_and_as_bare_arrays() {
+    let _cleanup = Cleanup(["rows-both"].map(out_dir).to_vec());
+    let dir = copied_scenarios("rows-both");
+    // The fixture's beazley.json is a bare array (version 0); tasks.json becomes an
+    // envelope of version 1.
+    let bare = std::fs::read_to_string(dir.join("beazley.json")).expect("fixture");
+    assert!(bare.trim_start().starts_with('['), "{bare}");
+    let tasks: Vec<scenarios::TaskRow> =
+        scenarios::read_rows_file(&dir.join("tasks.json")).expect("fixture tasks");
+    scenarios::write_rows(&dir.join("tasks.json"), &tasks).expect("write");
+    let envelope: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("tasks.json")).expect("tasks"),
+    )
+    .expect("JSON");
+    assert_eq!(envelope["schema_version"], scenarios::ROW_SCHEMA_VERSION);
+    let loaded = report::load(&Inputs {
+        scenarios_dir: dir.clone(),
+        ..inputs("criterion", "scenarios")
+    })
+    .expect("both read");
+    assert_eq!(loaded.tasks.as_ref(), Some(&tasks));
+    assert!(loaded.beazley.as_ref().is_some_and(|rows| !rows.is_empty()));
+    // Another envelope version is an error naming the file.
+    std::fs::write(dir.join("tasks.json"), r#"{"schema_version": 9, "rows": []}"#).expect("write");
+    let error = report::load(&Inputs {
+        scenarios_dir: dir,
+        ..inputs("criterion", "scenarios")
+    })
+    .expect_err("a foreign version");
+    assert!(
+        error.to_string().contains("tasks.json") && error.to_string().contains("version 9"),
+        "{error}"
+    );
 }

@@ -18,7 +18,15 @@
 //!
 //! A server that speaks only `PING` (redis-server, the loopback ceiling) runs the
 //! throughput phase with `PING` requests and skips the hog phase.
+//!
+//! The throughput phase runs once per [`Arrangement`]: `shared` (client and servers on
+//! whatever CPUs the kernel gives them) and `isolated` (every server pinned to CPUs of
+//! its own, the client to the rest), each with a set of servers started under its
+//! pinning. The hog phases run in the shared arrangement only. Every server command can
+//! be started under a launcher prefix (`ip netns exec NS`, `ssh host`), so that client
+//! and server sit on two hosts or in two network namespaces.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +37,7 @@ use loadgen::{LoadConfig, LoadReport, RequestSpec, StopAfter};
 
 use crate::ScenarioError;
 use crate::child::{ChildRegistry, CpuTime, ServerChild, ServerCommand, run_bounded};
+use crate::cpus::{self, CpuList};
 use crate::rows::{BeazleyRow, Phase};
 
 /// A server to measure.
@@ -44,6 +53,68 @@ pub struct Contender {
     /// at each connection count, so that the rows show whether the load generator keeps
     /// up with redis's own client.
     pub redis_benchmark: Option<PathBuf>,
+    /// How it is pinned to a CPU set.
+    pub pin_with: PinWith,
+}
+
+/// How a contender is pinned to the server's CPU set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinWith {
+    /// `--cpus LIST` appended to its arguments (`concbench serve`, which pins itself
+    /// before it builds any thread).
+    CpusOption,
+    /// Started under `taskset -c LIST` (the Python peers, redis-server).
+    Taskset,
+}
+
+/// How client and server share the machine during a throughput phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrangementKind {
+    /// Neither pinned (unless sets are given): they compete for every CPU.
+    Shared,
+    /// Server and client each on CPUs of their own.
+    Isolated,
+}
+
+impl ArrangementKind {
+    /// The name the rows carry: `shared`, `isolated`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Shared => "shared",
+            Self::Isolated => "isolated",
+        }
+    }
+}
+
+/// One arrangement of client and servers on the machine's CPUs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrangement {
+    /// Which.
+    pub kind: ArrangementKind,
+    /// The CPUs every server is pinned to; `None`: not pinned.
+    pub server_cpus: Option<CpuList>,
+    /// The CPUs this process (and so the load generator's threads) is pinned to.
+    pub client_cpus: Option<CpuList>,
+}
+
+impl Arrangement {
+    /// Client and servers on every usable CPU, unpinned.
+    pub fn shared() -> Self {
+        Self {
+            kind: ArrangementKind::Shared,
+            server_cpus: None,
+            client_cpus: None,
+        }
+    }
+
+    /// The server on `server`, the client on `client`.
+    pub fn isolated(server: CpuList, client: CpuList) -> Self {
+        Self {
+            kind: ArrangementKind::Isolated,
+            server_cpus: Some(server),
+            client_cpus: Some(client),
+        }
+    }
 }
 
 /// The requests a contender understands.
@@ -81,6 +152,67 @@ pub struct BeazleyConfig {
     pub rounds: usize,
     /// Seeds the rounds' order; recorded in the outcome so that a run can be repeated.
     pub seed: u64,
+    /// The arrangements the throughput phase runs in, in this order (empty: shared);
+    /// the hog phases run in the first shared one only.
+    pub arrangements: Vec<Arrangement>,
+    /// A prefix for every server command (`ip netns exec NS`, `ssh host`); empty: none.
+    pub server_launcher: Vec<OsString>,
+}
+
+impl BeazleyConfig {
+    /// The arrangements to run: those configured, or shared alone.
+    fn arrangements(&self) -> Vec<Arrangement> {
+        if self.arrangements.is_empty() {
+            vec![Arrangement::shared()]
+        } else {
+            self.arrangements.clone()
+        }
+    }
+
+    /// Index of the arrangement that runs the hog phases: the first shared one.
+    fn hog_arrangement(&self) -> Option<usize> {
+        self.arrangements()
+            .iter()
+            .position(|arrangement| arrangement.kind == ArrangementKind::Shared)
+    }
+
+    /// The launcher as the rows record it, words joined by spaces.
+    fn launcher_text(&self) -> Option<String> {
+        (!self.server_launcher.is_empty()).then(|| {
+            self.server_launcher
+                .iter()
+                .map(|word| word.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+    }
+}
+
+/// The command that starts `contender` in `arrangement`: under the launcher, pinned to
+/// the arrangement's server CPUs.
+pub fn server_command(
+    contender: &Contender,
+    arrangement: &Arrangement,
+    launcher: &[OsString],
+) -> ServerCommand {
+    let mut command = contender.command.clone();
+    let mut prefix: Vec<OsString> = launcher.to_vec();
+    if let Some(cpus) = &arrangement.server_cpus {
+        let list = OsString::from(cpus.to_string());
+        match contender.pin_with {
+            PinWith::CpusOption => command.args.extend([OsString::from("--cpus"), list]),
+            PinWith::Taskset => prefix.extend([OsString::from("taskset"), "-c".into(), list]),
+        }
+    }
+    if !prefix.is_empty() {
+        let program = prefix.remove(0);
+        let mut args = prefix;
+        args.push(command.program.into_os_string());
+        args.append(&mut command.args);
+        command.program = PathBuf::from(program);
+        command.args = args;
+    }
+    command
 }
 
 /// What happened to each contender.
@@ -147,54 +279,33 @@ pub fn run(
         seed: config.seed,
         ..BeazleyOutcome::default()
     };
-    let mut alive: Vec<Measured<'_>> = Vec::new();
-    for contender in &config.contenders {
-        let name = contender.command.name.as_str();
-        step(name, "starting");
-        match ServerChild::start(&contender.command, registry, config.start_timeout).and_then(
-            |server| {
-                // Warm up: connections, threads, caches, before any slice is timed.
-                let busiest = config.connections.iter().copied().max().unwrap_or(1);
-                let warm_up = throughput_config(&server, contender, busiest, config.warm_up);
-                loadgen::record(&warm_up, |_| {}).map_err(|source| ScenarioError::Load {
-                    name: name.to_owned(),
-                    source,
-                })?;
-                Ok(server)
-            },
-        ) {
-            Ok(server) => alive.push(Measured::new(contender, server, config)),
-            Err(error) => outcome.failures.push((name.to_owned(), error.to_string())),
-        }
-    }
-
     let mut rng = measure::stats::run_rng(config.seed);
-    let rounds = config.rounds.max(1);
-    let slice = config.duration / u32::try_from(rounds).unwrap_or(u32::MAX);
-    for round in 0..rounds {
-        for index in measure::stats::round_order(&mut rng, alive.len()) {
-            let measured = &mut alive[index];
-            let name = measured.contender.command.name.as_str();
-            step(
-                name,
-                &format!("throughput, round {} of {rounds}", round + 1),
-            );
-            if measured.failure.is_some() {
-                continue;
-            }
-            if let Err(error) = measured.slice(slice) {
-                measured.failure = Some(error.to_string());
-            }
+    // The client's own CPUs before any arrangement pinned it, restored after each.
+    let unpinned = cpus::usable().ok();
+    let hog_arrangement = config.hog_arrangement();
+    for (index, arrangement) in config.arrangements().iter().enumerate() {
+        if let Some(client) = &arrangement.client_cpus
+            && let Err(error) = cpus::pin_to(client)
+        {
+            outcome.failures.push((
+                format!("client ({})", arrangement.kind.name()),
+                format!("cannot pin the client to CPUs {client}: {error}"),
+            ));
+            continue;
         }
-    }
-
-    for measured in alive {
-        let name = measured.contender.command.name.clone();
-        let result = measured.finish(config, registry, &mut outcome.rows, |activity| {
-            step(&name, activity)
-        });
-        if let Err(error) = result {
-            outcome.failures.push((name, error));
+        run_arrangement(
+            config,
+            arrangement,
+            hog_arrangement == Some(index),
+            registry,
+            &mut |contenders| measure::stats::round_order(&mut rng, contenders),
+            &mut step,
+            &mut outcome,
+        );
+        if arrangement.client_cpus.is_some()
+            && let Some(unpinned) = &unpinned
+        {
+            let _ = cpus::pin_to(unpinned);
         }
     }
     on_step(Step {
@@ -206,9 +317,106 @@ pub fn run(
     outcome
 }
 
-/// The progress steps of the scenario: each contender's start, its visit in each round,
-/// its `redis-benchmark` runs and its hog phases, and a stop.
+/// One arrangement: its servers started, the throughput rounds, the rows (and, when
+/// `with_hogs`, the hog phases), every server stopped.
+fn run_arrangement(
+    config: &BeazleyConfig,
+    arrangement: &Arrangement,
+    with_hogs: bool,
+    registry: &ChildRegistry,
+    round_order: &mut impl FnMut(usize) -> Vec<usize>,
+    step: &mut impl FnMut(&str, &str),
+    outcome: &mut BeazleyOutcome,
+) {
+    let label = |name: &str| match arrangement.kind {
+        ArrangementKind::Shared => name.to_owned(),
+        ArrangementKind::Isolated => format!("{name} (isolated)"),
+    };
+    let mut alive: Vec<Measured<'_>> = Vec::new();
+    for contender in &config.contenders {
+        let name = contender.command.name.as_str();
+        step(&label(name), "starting");
+        let command = server_command(contender, arrangement, &config.server_launcher);
+        match ServerChild::start(&command, registry, config.start_timeout).and_then(|server| {
+            // Warm up: connections, threads, caches, before any slice is timed.
+            let busiest = config.connections.iter().copied().max().unwrap_or(1);
+            let warm_up = throughput_config(&server, contender, busiest, config.warm_up);
+            loadgen::record(&warm_up, |_| {}).map_err(|source| ScenarioError::Load {
+                name: name.to_owned(),
+                source,
+            })?;
+            Ok(server)
+        }) {
+            Ok(server) => alive.push(Measured::new(contender, server, config)),
+            Err(error) => outcome.failures.push((label(name), error.to_string())),
+        }
+    }
+
+    let rounds = config.rounds.max(1);
+    let slice = config.duration / u32::try_from(rounds).unwrap_or(u32::MAX);
+    for round in 0..rounds {
+        for index in round_order(alive.len()) {
+            let measured = &mut alive[index];
+            let name = label(&measured.contender.command.name);
+            step(
+                &name,
+                &format!("throughput, round {} of {rounds}", round + 1),
+            );
+            if measured.failure.is_some() {
+                continue;
+            }
+            if let Err(error) = measured.slice(slice) {
+                measured.failure = Some(error.to_string());
+            }
+        }
+    }
+
+    let placement = Placement {
+        arrangement: arrangement.kind.name(),
+        server_cpus: arrangement.server_cpus.as_ref().map(ToString::to_string),
+        client_cpus: arrangement.client_cpus.as_ref().map(ToString::to_string),
+        server_launcher: config.launcher_text(),
+        with_hogs,
+    };
+    for measured in alive {
+        let name = label(&measured.contender.command.name);
+        let result = measured.finish(
+            config,
+            &placement,
+            registry,
+            &mut outcome.rows,
+            |activity| step(&name, activity),
+        );
+        if let Err(error) = result {
+            outcome.failures.push((name, error));
+        }
+    }
+}
+
+/// What every row of an arrangement records about where it ran.
+struct Placement {
+    arrangement: &'static str,
+    server_cpus: Option<String>,
+    client_cpus: Option<String>,
+    server_launcher: Option<String>,
+    with_hogs: bool,
+}
+
+impl Placement {
+    fn stamp(&self, row: &mut BeazleyRow) {
+        row.arrangement = Some(self.arrangement.to_owned());
+        row.server_cpus.clone_from(&self.server_cpus);
+        row.client_cpus.clone_from(&self.client_cpus);
+        row.server_launcher.clone_from(&self.server_launcher);
+    }
+}
+
+/// The progress steps of the scenario, per arrangement: each contender's start, its
+/// visit in each round, its `redis-benchmark` runs and (in the hog arrangement) its hog
+/// phases, and a stop.
 fn total_steps(config: &BeazleyConfig) -> usize {
+    let arrangements = config.arrangements().len();
+    let with_hogs = usize::from(config.hog_arrangement().is_some());
     config
         .contenders
         .iter()
@@ -219,7 +427,7 @@ fn total_steps(config: &BeazleyConfig) -> usize {
                 0
             };
             let redis = config.connections.len() * usize::from(contender.redis_benchmark.is_some());
-            1 + config.rounds.max(1) + redis + hog + 1
+            arrangements * (1 + config.rounds.max(1) + redis + 1) + with_hogs * hog
         })
         .sum()
 }
@@ -301,11 +509,12 @@ impl<'a> Measured<'a> {
     fn finish(
         self,
         config: &BeazleyConfig,
+        placement: &Placement,
         registry: &ChildRegistry,
         rows: &mut Vec<BeazleyRow>,
         mut step: impl FnMut(&str),
     ) -> Result<(), String> {
-        let result = self.rows_and_hogs(config, registry, rows, &mut step);
+        let result = self.rows_and_hogs(config, placement, registry, rows, &mut step);
         step("stopping");
         let stopped = self.server.stop(STOP_GRACE);
         result?;
@@ -322,6 +531,7 @@ impl<'a> Measured<'a> {
     fn rows_and_hogs(
         &self,
         config: &BeazleyConfig,
+        placement: &Placement,
         registry: &ChildRegistry,
         rows: &mut Vec<BeazleyRow>,
         step: &mut impl FnMut(&str),
@@ -344,6 +554,7 @@ impl<'a> Measured<'a> {
                 row.server_user_us = per_reply(spent.user, report.requests);
             }
             row.round_rps = count.round_rps.clone();
+            placement.stamp(&mut row);
             if let Some(program) = &contender.redis_benchmark {
                 step(&format!(
                     "redis-benchmark, {} connections",
@@ -369,7 +580,7 @@ impl<'a> Measured<'a> {
             }
             rows.push(row);
         }
-        if contender.protocol == Protocol::Fib {
+        if contender.protocol == Protocol::Fib && placement.with_hogs {
             for &hog_count in &config.hog_counts {
                 step(&format!(
                     "{hog_count} hogs of fib({}) + probe",
@@ -381,6 +592,7 @@ impl<'a> Measured<'a> {
                 row.hog_n = Some(config.hog_n);
                 row.hogs = Some(hog_count);
                 row.hog_requests = Some(hogs.requests);
+                placement.stamp(&mut row);
                 rows.push(row);
             }
         }

@@ -80,9 +80,30 @@ pub struct BeazleyRow {
     /// Hog phase: the hog connections' completed requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hog_requests: Option<u64>,
+    /// How client and server shared the machine: `shared` (neither pinned) or
+    /// `isolated` (each pinned to its own CPUs); absent in rows written before the
+    /// arrangements, which were shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrangement: Option<String>,
+    /// The CPUs the server was pinned to (`0-1,3`), when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpus: Option<String>,
+    /// The CPUs the client (the load generator) was pinned to, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cpus: Option<String>,
+    /// The prefix every server command was started under (`ip netns exec bench-srv`,
+    /// `ssh host`), when one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_launcher: Option<String>,
 }
 
 impl BeazleyRow {
+    /// Whether the row was measured with client and server on CPUs of their own (the
+    /// `isolated` arrangement); every other row shares the machine.
+    pub fn is_isolated(&self) -> bool {
+        self.arrangement.as_deref() == Some("isolated")
+    }
+
     /// A row from a load report.
     pub fn from_report(
         style: &str,
@@ -113,6 +134,10 @@ impl BeazleyRow {
             hog_n: None,
             hogs: None,
             hog_requests: None,
+            arrangement: None,
+            server_cpus: None,
+            client_cpus: None,
+            server_launcher: None,
         }
     }
 }
@@ -300,4 +325,50 @@ impl RunMeta {
             recorded_at,
         }
     }
+}
+
+/// One (server, fraction) of the `rate-sweep` scenario: open-loop `fib(1)` at a fraction
+/// of the server's own closed-loop maximum over the same connections, latency counted
+/// from each request's due time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateRow {
+    /// The server: a concbench style or a Python peer.
+    pub style: String,
+    /// What the server is written in: `rust` or `python`.
+    pub language: String,
+    /// Client connections, in the maximum's measurement and in every phase.
+    pub connections: usize,
+    /// The server's closed-loop `fib(1)` rate over `connections`, replies per second:
+    /// what the fractions are of.
+    pub max_rps: f64,
+    /// The share of `max_rps` offered (0.8 for 80 %).
+    pub fraction: f64,
+    /// `fraction × max_rps`: the open-loop rate the client scheduled, requests per
+    /// second.
+    pub offered_rps: f64,
+    /// Replies per second over the recorded window.
+    pub achieved_rps: f64,
+    /// Median latency from the due time, µs; `null` when none was recorded.
+    pub p50_us: Option<u64>,
+    /// 90th percentile, µs.
+    pub p90_us: Option<u64>,
+    /// 99th percentile, µs.
+    pub p99_us: Option<u64>,
+    /// 99.9th percentile, µs.
+    pub p999_us: Option<u64>,
+    /// Largest latency, µs.
+    pub max_us: Option<u64>,
+    /// Requests that fell due in the recorded window, answered or not.
+    pub due: u64,
+    /// Right replies.
+    pub answered: u64,
+    /// Error or wrong replies.
+    pub errors: u64,
+    /// Requests that failed, timed out, were never answered or fell due and were never
+    /// sent.
+    pub failed: u64,
+    /// How many latencies are lower bounds (requests given up on, counted from their due
+    /// time until the client gave up): when not 0, the percentiles are at least what the
+    /// row says.
+    pub latency_lower_bounds: u64,
 }

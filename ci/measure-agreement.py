@@ -3,7 +3,9 @@
 
     ci/measure-agreement.py FIRST.json SECOND.json [TOLERANCE_PERCENT] > agreement.md
 
-Reads two runs' rows (schema version 2, `crates/measure/src/rows.rs`). For every
+Reads two runs' rows (`crates/measure/src/rows.rs`: schema version 3, a core-count
+sweep of one run per worker count, of which the run at the default worker count is
+compared; or version 2, one run). For every
 (cohort, style) that both measured it prints, with their intervals and how far the
 second run is from the first:
 
@@ -22,15 +24,22 @@ import datetime
 import json
 import sys
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSIONS = (2, 3)
 
 
 def load(path):
     with open(path) as handle:
         run = json.load(handle)
-    if run.get("schema_version") != SCHEMA_VERSION:
-        sys.exit(f"{path}: schema version {run.get('schema_version')!r}, this script reads {SCHEMA_VERSION}")
-    return run
+    version = run.get("schema_version")
+    if version not in SCHEMA_VERSIONS:
+        sys.exit(f"{path}: schema version {version!r}, this script reads {SCHEMA_VERSIONS}")
+    if version == 2:
+        return run
+    default = run.get("default_workers")
+    primary = [each for each in run.get("runs", []) if each.get("workers") == default]
+    if not primary:
+        sys.exit(f"{path}: no run at the default worker count {default!r}")
+    return primary[0]
 
 
 def when(run):

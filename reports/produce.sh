@@ -4,7 +4,7 @@
 #   reports/produce.sh
 #
 # Run it from a clean, committed tree on a machine left otherwise idle; it takes about
-# 45 minutes on two cores. Steps:
+# 75 minutes on two cores. Steps:
 #
 # 1. installs redis-server and redis-benchmark when they are missing and this is a
 #    Debian-like machine run as root (the loopback ceiling row, and the check of the
@@ -15,7 +15,10 @@
 #    engine (`concbench measure`: the paired speedups and the noise gauge the report
 #    quotes), the Beazley scenario (with the Python peers when python3 is on PATH), the
 #    tasks scenario, the connections (C10K) and io (waiting on a backend) scenarios,
-#    then `concbench report`.
+#    then `concbench report`. The Beazley scenario runs its default core-count sweep
+#    (1 … cores, 2 × cores) and both arrangements (shared, isolated); then once more
+#    with the servers in a network namespace of their own ("two hosts", root only);
+#    the rate sweep writes its .hgrm files where the report copies them from.
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
@@ -43,6 +46,38 @@ install_redis() {
     if [[ -n $created_policy ]]; then rm -f "$policy"; fi
 }
 
+# "Two hosts" on this machine: the servers in one network namespace, the scenario (the
+# client) in another, joined by a veth pair with link-local addresses; the rows go to
+# beazley-netns.json, which the report sets beside the shared and isolated arrangements.
+# Needs root and `ip netns`; the namespaces (and so the veth pair) are deleted on every
+# exit of this script, also when a step fails.
+netns_client=cb-produce-cli-$$
+netns_server=cb-produce-srv-$$
+remove_namespaces() {
+    ip netns delete "$netns_client" 2>/dev/null || true
+    ip netns delete "$netns_server" 2>/dev/null || true
+}
+two_hosts() {
+    if [[ $(id -u) != 0 ]] || ! ip netns list >/dev/null 2>&1; then
+        echo "not root or no ip netns: no two-hosts (network namespace) rows" >&2
+        return
+    fi
+    trap remove_namespaces EXIT
+    ip netns add "$netns_client"
+    ip netns add "$netns_server"
+    ip -n "$netns_client" link add cbp-cli type veth peer name cbp-srv netns "$netns_server"
+    ip -n "$netns_client" addr add 169.254.77.1/30 dev cbp-cli
+    ip -n "$netns_server" addr add 169.254.77.2/30 dev cbp-srv
+    for ns in "$netns_client" "$netns_server"; do ip -n "$ns" link set lo up; done
+    ip -n "$netns_client" link set cbp-cli up
+    ip -n "$netns_server" link set cbp-srv up
+    ip netns exec "$netns_client" "$concbench" scenario beazley \
+        --server-launcher "ip netns exec $netns_server" --server-host 169.254.77.2 \
+        --arrangements shared --workers "$(nproc)" --peers none --no-redis --save-as beazley-netns
+    remove_namespaces
+    trap - EXIT
+}
+
 if [[ -n $(git status --porcelain --untracked-files=no) ]]; then
     echo "warning: the tree has uncommitted changes; machine.json will say it was dirty" >&2
 fi
@@ -54,7 +89,16 @@ cargo build --release
 concbench="$CARGO_TARGET_DIR/release/concbench"
 "$concbench" measure
 "$concbench" scenario beazley
+two_hosts
+"$concbench" scenario rate-sweep --hgrm "$CARGO_TARGET_DIR/concbench/hgrm"
 "$concbench" scenario tasks
 "$concbench" scenario connections
 "$concbench" scenario io
-"$concbench" report
+# The newest committed report of another day or host, for `report --compare`.
+this_folder="$(date -u +%F)-$(hostname)"
+previous=$(find reports -mindepth 1 -maxdepth 1 -type d -name '20*' ! -name "$this_folder" | sort | tail -1)
+if [[ -n $previous ]]; then
+    "$concbench" report --compare "$previous"
+else
+    "$concbench" report
+fi

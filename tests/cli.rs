@@ -123,6 +123,8 @@ fn beazley_scenario_measures_every_phase_and_leaves_no_server() {
             "none",
             "--arrangements",
             "shared",
+            "--workers",
+            "2",
             "--rounds",
             "3",
             "--seed",
@@ -391,6 +393,8 @@ fn beazley_scenario_measures_the_python_peers_beside_the_styles() {
             "--no-redis",
             "--arrangements",
             "shared",
+            "--workers",
+            "2",
             "--json",
         ])
         .arg(&json)

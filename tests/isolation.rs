@@ -121,6 +121,8 @@ fn beazley_runs_shared_and_isolated_and_each_row_says_which() {
             "--no-redis",
             "--peers",
             "none",
+            "--workers",
+            "2",
             "--arrangements",
             arrangements,
         ])
@@ -217,4 +219,57 @@ fn beazley_refuses_overlapping_cpu_sets() {
         stderr.contains("disjoint") || stderr.contains("needs CPUs"),
         "{stderr}"
     );
+}
+
+/// `--workers 1,2`: every server at both counts, the sweep point's rows throughput only,
+/// marked, and the default count's with the hog phase; the table has the sweep.
+#[test]
+fn beazley_sweeps_worker_counts_in_the_same_rounds() {
+    let dir = std::env::temp_dir().join(format!("concbench-sweep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let json = dir.join("rows.json");
+    let output = Command::new(common::concbench_binary())
+        .args(["scenario", "beazley", "--styles", "tokio,pool"])
+        .args(["--connections", "4", "--duration", "600ms", "--rounds", "2"])
+        .args(["--hogs", "1", "--hog-n", "20", "--workers", "1,2"])
+        .args(["--no-redis", "--peers", "none", "--arrangements", "shared"])
+        .arg("--json")
+        .arg(&json)
+        .env("CARGO_TARGET_DIR", &dir)
+        .output()
+        .expect("run concbench");
+    let table = String::from_utf8_lossy(&output.stdout).into_owned();
+    let rows: Vec<serde_json::Value> = scenarios::read_rows_file(&json).expect("JSON rows");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(output.status.success(), "{output:?}");
+    // Exactly one of the counts is the default (2 on a host of 2 or more cores).
+    let defaults: Vec<u64> = rows
+        .iter()
+        .filter(|row| row.get("sweep_point").is_none())
+        .map(|row| row["workers"].as_u64().expect("workers"))
+        .collect();
+    let default = defaults[0];
+    assert!(defaults.iter().all(|&workers| workers == default), "{rows:#?}");
+    for style in ["tokio", "pool"] {
+        for workers in [1, 2] {
+            let of: Vec<&serde_json::Value> = rows
+                .iter()
+                .filter(|row| row["style"] == style && row["workers"] == workers)
+                .collect();
+            let phases: Vec<&str> = of
+                .iter()
+                .map(|row| row["phase"].as_str().expect("phase"))
+                .collect();
+            if workers == default {
+                assert_eq!(phases, ["throughput", "hog"], "{style} w={workers}: {of:#?}");
+            } else {
+                assert_eq!(phases, ["throughput"], "{style} w={workers}: {of:#?}");
+                assert_eq!(of[0]["sweep_point"], true, "{of:#?}");
+            }
+            assert!(of[0]["rps"].as_f64().expect("rps") > 0.0, "{of:#?}");
+            assert_eq!(of[0]["errors"], 0, "{of:#?}");
+        }
+    }
+    assert!(table.contains("core-count sweep"), "{table}");
+    assert!(table.contains("c=4 w=1") && table.contains("c=4 w=2"), "{table}");
 }

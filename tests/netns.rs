@@ -167,7 +167,7 @@ fn beazley_measures_servers_in_another_network_namespace() {
             ])
             .args(["--server-launcher", &launcher])
             .args(["--server-host", &namespaces.server_addr])
-            .args(["--arrangements", "shared", "--json"])
+            .args(["--arrangements", "shared", "--workers", "2", "--json"])
             .arg(&json)
             .env("CARGO_TARGET_DIR", &dir)
             .output()

@@ -106,9 +106,13 @@ struct BeazleyArgs {
     /// The probe's rate during the hog phase, requests per second (open loop).
     #[arg(long, default_value_t = 200.0)]
     probe_rate: f64,
-    /// Worker threads or processes of every server [default: $CONCBENCH_WORKERS, else the available cores].
+    /// Worker threads or processes of every server: one count, or a comma-separated
+    /// core-count sweep (`1,2,4`) whose other counts run the shared throughput rounds
+    /// only, interleaved with the rest [default: the sweep 1, 2, … up to the cores
+    /// ($CONCBENCH_WORKERS, else the available cores), then 2 × the cores,
+    /// oversubscribed; the cores are the default count, with the hog phases].
     #[arg(long)]
-    workers: Option<NonZeroUsize>,
+    workers: Option<String>,
     /// Servers in other languages measured beside the styles [default: python when
     /// python3 is on PATH]: the seed's own servers, run by python3.
     #[arg(long, value_enum)]
@@ -221,7 +225,7 @@ fn isolated_cpus(
     });
     if server.is_empty() || client.is_empty() {
         bail!(
-            "the isolated arrangement needs CPUs for server and client apart, and this process may use only {usable}:              run --arrangements shared"
+            "the isolated arrangement needs CPUs for server and client apart, and this process may use only {usable}: run --arrangements shared"
         );
     }
     if !server.is_disjoint(&client) {
@@ -360,6 +364,8 @@ pub(super) fn python_contenders(
                 protocol: Protocol::Fib,
                 redis_benchmark: None,
                 pin_with: PinWith::Taskset,
+                workers: Some(workers.get()),
+                sweep_point: false,
             }
         })
         .collect()
@@ -380,10 +386,19 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
     if args.connections.is_empty() || args.connections.contains(&0) {
         bail!("--connections needs positive counts");
     }
-    let workers = match args.workers {
-        Some(workers) => workers,
-        None => workloads::StyleConfig::default_workers()?,
-    };
+    if args.save_as.is_empty()
+        || !args
+            .save_as
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!(
+            "--save-as {:?}: a file name of letters, digits, `-` and `_` (it becomes NAME.json in the results folder)",
+            args.save_as
+        );
+    }
+    let sweep = worker_sweep(args.workers.as_deref())?;
+    let workers = sweep.default;
     if args.hogs.contains(&0) {
         bail!("--hogs needs positive counts");
     }
@@ -418,16 +433,27 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
     } else {
         args.styles.iter().map(String::as_str).collect()
     };
-    let mut contenders: Vec<Contender> = styles
-        .iter()
-        .map(|style| rust_contender(&concbench, style, max_n, workers))
-        .collect();
     let peers_dir = args
         .peers_dir
         .clone()
         .unwrap_or_else(|| PYTHON_PEERS_DIR.into());
-    let (peers, python) = python_peers(args.peers, &peers_dir, max_n, workers)?;
-    contenders.extend(peers);
+    // Every server at every worker count of the sweep; the default count's are the main
+    // rows, the others are sweep points.
+    let mut contenders: Vec<Contender> = Vec::new();
+    let mut python = PythonPeers::Skipped;
+    for &count in &sweep.counts {
+        let mut at_count: Vec<Contender> = styles
+            .iter()
+            .map(|style| rust_contender(&concbench, style, max_n, count))
+            .collect();
+        let (peers, found) = python_peers(args.peers, &peers_dir, max_n, count)?;
+        python = found;
+        at_count.extend(peers);
+        for contender in &mut at_count {
+            contender.sweep_point = count != workers;
+        }
+        contenders.extend(at_count);
+    }
     let redis = if args.no_redis {
         RedisCeiling::Skipped
     } else {
@@ -450,7 +476,7 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
             .any(|contender| contender.pin_with == PinWith::Taskset);
     if pins_with_taskset && find_on_path("taskset").is_none() {
         bail!(
-            "the isolated arrangement starts the Python peers and redis-server under `taskset -c`, and taskset              is not on PATH: install util-linux, or run --arrangements shared, or --peers none --no-redis"
+            "the isolated arrangement starts the Python peers and redis-server under `taskset -c`, and taskset is not on PATH: install util-linux, or run --arrangements shared, or --peers none --no-redis"
         );
     }
     let config = BeazleyConfig {
@@ -480,8 +506,9 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
     let mut stdout = io::stdout().lock();
     write!(
         stdout,
-        "{}",
-        beazley_table(&config, workers, &outcome, redis, python)
+        "{}{}",
+        beazley_table(&config, workers, &outcome, redis, python),
+        sweep_table(&config, &sweep, &outcome)
     )?;
     stdout.flush()?;
     if let Some(path) = &args.json {
@@ -522,6 +549,8 @@ pub(super) fn rust_contender(
         protocol: Protocol::Fib,
         redis_benchmark: None,
         pin_with: PinWith::CpusOption,
+        workers: Some(workers.get()),
+        sweep_point: false,
     }
 }
 
@@ -556,6 +585,8 @@ fn redis_contender(program: PathBuf, host: IpAddr) -> anyhow::Result<Contender> 
         protocol: Protocol::Ping,
         redis_benchmark: find_on_path("redis-benchmark"),
         pin_with: PinWith::Taskset,
+        workers: None,
+        sweep_point: false,
     })
 }
 
@@ -611,7 +642,7 @@ fn beazley_table(
         let rows: Vec<&BeazleyRow> = outcome
             .rows
             .iter()
-            .filter(|row| row.style == name && !row.is_isolated())
+            .filter(|row| row.style == name && row.is_main())
             .collect();
         let Some(first) = rows.first() else {
             continue;
@@ -710,7 +741,11 @@ fn beazley_table(
     match redis {
         RedisCeiling::Measured => {
             out.push_str("\nredis-server answers PING: the loopback ceiling for one-line request/response through this client.\n");
-            for row in outcome.rows.iter().filter(|row| row.phase == Phase::Throughput) {
+            for row in outcome
+                .rows
+                .iter()
+                .filter(|row| row.phase == Phase::Throughput && row.is_main())
+            {
                 if let Some(reference) = row.redis_benchmark_rps {
                     out.push_str(&format!(
                         "{} at c={}: this client {:.0} req/s, redis-benchmark {reference:.0} req/s ({:.2}×).\n",
@@ -736,6 +771,115 @@ fn beazley_table(
     for (name, failure) in &outcome.failures {
         out.push_str(&format!("FAILED: {name}: {failure}\n"));
     }
+    out
+}
+
+/// The worker counts of a server scenario's core-count sweep.
+pub(super) struct WorkerSweep {
+    /// Every count, in the order given (default: ascending).
+    pub(super) counts: Vec<NonZeroUsize>,
+    /// The default count: the main rows', with the hog phases.
+    pub(super) default: NonZeroUsize,
+    /// The cores the sweep is relative to.
+    pub(super) cores: usize,
+}
+
+/// `--workers` of a server scenario: one count, a list, or the default sweep (1 up to
+/// the cores, then 2 × the cores). The default count is the cores when listed, else the
+/// largest listed count within them, else the first (as the engine's sweep decides).
+pub(super) fn worker_sweep(text: Option<&str>) -> anyhow::Result<WorkerSweep> {
+    let cores = workloads::StyleConfig::default_workers()?.get();
+    let counts = match text {
+        Some(text) => measure::sweep::parse_workers(text).map_err(anyhow::Error::msg)?,
+        None => measure::sweep::default_counts(cores),
+    };
+    let points = measure::sweep::plan(&counts, cores);
+    let default = points
+        .iter()
+        .find(|point| point.primary)
+        .map_or(cores, |point| point.workers);
+    let counts = counts
+        .into_iter()
+        .filter_map(NonZeroUsize::new)
+        .collect();
+    Ok(WorkerSweep {
+        counts,
+        default: NonZeroUsize::new(default).unwrap_or(NonZeroUsize::MIN),
+        cores,
+    })
+}
+
+/// The core-count sweep: each server's throughput rate at every worker count (shared
+/// arrangement, interleaved in the same rounds), and its speedup over 1 worker; nothing
+/// when the sweep has one count.
+fn sweep_table(config: &BeazleyConfig, sweep: &WorkerSweep, outcome: &BeazleyOutcome) -> String {
+    if sweep.counts.len() < 2 {
+        return String::new();
+    }
+    let rows: Vec<&BeazleyRow> = outcome
+        .rows
+        .iter()
+        .filter(|row| row.phase == Phase::Throughput && !row.is_isolated() && row.workers.is_some())
+        .collect();
+    let mut header = vec!["server".to_owned()];
+    for connections in &config.connections {
+        for count in &sweep.counts {
+            header.push(format!("c={connections} w={count}"));
+        }
+        header.push(format!("c={connections} best/w=1"));
+    }
+    let mut table = Table::new(header);
+    let mut names: Vec<&str> = Vec::new();
+    for row in &rows {
+        if !names.contains(&row.style.as_str()) {
+            names.push(&row.style);
+        }
+    }
+    for name in names {
+        let mut cells = vec![name.to_owned()];
+        for &connections in &config.connections {
+            let rate = |count: NonZeroUsize| {
+                rows.iter()
+                    .find(|row| {
+                        row.style == name
+                            && row.connections == connections
+                            && row.workers == Some(count.get())
+                    })
+                    .map(|row| row.rps)
+            };
+            for &count in &sweep.counts {
+                cells.push(rate(count).map_or_else(|| "—".to_owned(), |rps| format!("{rps:.0}")));
+            }
+            let one = NonZeroUsize::MIN;
+            let best = sweep
+                .counts
+                .iter()
+                .filter_map(|&count| rate(count))
+                .fold(None, |best: Option<f64>, rps| Some(best.map_or(rps, |b| b.max(rps))));
+            cells.push(match (rate(one), best) {
+                (Some(single), Some(best)) if single > 0.0 => format!("{:.2}×", best / single),
+                _ => "—".to_owned(),
+            });
+        }
+        table.push(cells);
+    }
+    let oversubscribed: Vec<String> = sweep
+        .counts
+        .iter()
+        .filter(|count| count.get() > sweep.cores)
+        .map(ToString::to_string)
+        .collect();
+    let mut out = format!(
+        "\ncore-count sweep (throughput req/s, shared arrangement, every worker count interleaved in the \
+         same rounds; {} cores{}); best/w=1: the best count's rate over 1 worker's\n\n",
+        sweep.cores,
+        if oversubscribed.is_empty() {
+            String::new()
+        } else {
+            format!(", w={} oversubscribed", oversubscribed.join(","))
+        }
+    );
+    out.push_str(&table.render());
     out
 }
 
@@ -770,9 +914,8 @@ fn arrangements_table(config: &BeazleyConfig, outcome: &BeazleyOutcome) -> Strin
         )
     };
     out.push_str(&format!(
-        "
-arrangements: {} (worker counts as --workers says in each; hog phases in the shared arrangement only)
-",
+        "\narrangements: {} (worker counts as --workers says in each; hog phases in the \
+         shared arrangement only)\n",
         arrangements.iter().map(describe).collect::<Vec<_>>().join("; ")
     ));
     if !config.server_launcher.is_empty() {
@@ -782,15 +925,14 @@ arrangements: {} (worker counts as --workers says in each; hog phases in the sha
             .map(|word| word.to_string_lossy().into_owned())
             .collect();
         out.push_str(&format!(
-            "every server started under: {}
-",
+            "every server started under: {}\n",
             launcher.join(" ")
         ));
     }
     let throughput: Vec<&BeazleyRow> = outcome
         .rows
         .iter()
-        .filter(|row| row.phase == Phase::Throughput)
+        .filter(|row| row.phase == Phase::Throughput && !row.sweep_point)
         .collect();
     let kinds = [ArrangementKind::Shared, ArrangementKind::Isolated];
     let both = kinds.iter().all(|kind| {
@@ -848,17 +990,18 @@ arrangements: {} (worker counts as --workers says in each; hog phases in the sha
             }
             table.push(cells);
         }
-        out.push_str("
-throughput (req/s) with client and servers sharing every CPU, and each on CPUs of its own;                       client busy: the share of its threads' time the client used
-
-");
+        out.push_str(
+            "\nthroughput (req/s) with client and servers sharing every CPU, and each on CPUs \
+             of its own, interleaved in the same rounds; client busy: the share of its \
+             threads' time the client used\n\n",
+        );
         out.push_str(&table.render());
     }
     for row in throughput {
         if let Some(busy) = client_busy(row).filter(|busy| *busy > CLIENT_BUSY_LIMIT) {
             out.push_str(&format!(
-                "warning: {} c={} ({}): the client used {:.0}% of its {} thread(s)' time: this row measures the client as much as the server
-",
+                "warning: {} c={} ({}): the client used {:.0}% of its {} thread(s)' time: \
+                 this row measures the client as much as the server\n",
                 row.style,
                 row.connections,
                 row.arrangement.as_deref().unwrap_or("shared"),

@@ -12,13 +12,11 @@ use scenarios::{BeazleyRow, Phase};
 /// namespace (`reports/produce.sh`'s "two hosts" run).
 pub(crate) const NETNS_ROWS: &str = "beazley-netns.json";
 
-/// The rows measured with client and server sharing the machine: everything but the
-/// isolated arrangement's (rows written before the arrangements were all shared).
-pub(crate) fn shared(rows: &[BeazleyRow]) -> Vec<BeazleyRow> {
-    rows.iter()
-        .filter(|row| !row.is_isolated())
-        .cloned()
-        .collect()
+/// The rows of the main tables: client and server sharing the machine, at the default
+/// worker count ([`BeazleyRow::is_main`]; rows written before the arrangements and the
+/// sweep are all main).
+pub(crate) fn main_rows(rows: &[BeazleyRow]) -> Vec<BeazleyRow> {
+    rows.iter().filter(|row| row.is_main()).cloned().collect()
 }
 
 /// The share of its threads' time the client used in a throughput row.
@@ -37,7 +35,7 @@ pub(crate) fn section(out: &mut String, rows: &[BeazleyRow], scenarios_dir: &Pat
 fn arrangements_table(out: &mut String, rows: &[BeazleyRow]) {
     let throughput: Vec<&BeazleyRow> = rows
         .iter()
-        .filter(|row| row.phase == Phase::Throughput)
+        .filter(|row| row.phase == Phase::Throughput && !row.sweep_point)
         .collect();
     let Some(isolated) = throughput.iter().find(|row| row.is_isolated()) else {
         return;
@@ -53,7 +51,8 @@ fn arrangements_table(out: &mut String, rows: &[BeazleyRow]) {
     let _ = writeln!(
         out,
         "### What sharing costs: client and server on CPUs of their own\n\n\
-         The throughput phase twice, each time with servers started afresh: **shared**, client and server \
+         The throughput phase in two arrangements, each with servers of its own, every (server, \
+         arrangement) interleaved in the same shuffled rounds: **shared**, client and server \
          unpinned and competing for every CPU (the table above), and **isolated**, every server pinned to \
          CPUs {} and the load generator to CPUs {} (same worker counts). isolated ÷ shared above 1: sharing \
          the CPUs with the client cost the server that much; \"client busy\" is the share of its threads' \

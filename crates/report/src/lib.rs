@@ -148,6 +148,40 @@ pub const IO_ROWS: &str = "io.json";
 /// See [`BEAZLEY_ROWS`].
 pub const RATE_SWEEP_ROWS: &str = "rate-sweep.json";
 
+/// The folder, in the scenarios directory and in a report, of the rate sweep's `.hgrm`
+/// files (`concbench scenario rate-sweep --hgrm <scenarios dir>/hgrm`).
+pub const HGRM_DIR: &str = "hgrm";
+
+/// Copies every `*.hgrm` file of `from` into `to` (created), returning their names,
+/// sorted.
+fn copy_hgrm_files(from: &Path, to: &Path) -> Result<Vec<String>, ReportError> {
+    let read = |source| ReportError::Read {
+        path: from.to_path_buf(),
+        source,
+    };
+    let mut names: Vec<String> = fs::read_dir(from)
+        .map_err(read)?
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".hgrm"))
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Ok(names);
+    }
+    fs::create_dir_all(to).map_err(|source| ReportError::Write {
+        path: to.to_path_buf(),
+        source,
+    })?;
+    for name in &names {
+        fs::copy(from.join(name), to.join(name)).map_err(|source| ReportError::Write {
+            path: to.join(name),
+            source,
+        })?;
+    }
+    Ok(names)
+}
+
 /// Reads every input; missing ones are `None` or empty, corrupt ones an error.
 pub fn load(inputs: &Inputs) -> Result<Loaded, ReportError> {
     let mut runs = Vec::new();
@@ -236,7 +270,7 @@ pub fn write(
     if let Some(beazley) = loaded.beazley.as_deref().filter(|rows| !rows.is_empty()) {
         charts::hog_chart(
             &folder.join(summary::HOG_CHART),
-            &isolation::shared(beazley),
+            &isolation::main_rows(beazley),
         )?;
         files.push(summary::HOG_CHART.to_owned());
     }
@@ -274,6 +308,15 @@ pub fn write(
     if let Some(rates) = loaded.rate_sweep.as_deref().filter(|rows| !rows.is_empty()) {
         rate_sweep::chart(&folder.join(rate_sweep::RATE_SWEEP_CHART), rates)?;
         files.push(rate_sweep::RATE_SWEEP_CHART.to_owned());
+    }
+
+    // The rate sweep's histograms, when it wrote them where the scenarios keep their
+    // rows, travel with the report (HdrHistogram's plotter reads them).
+    let hgrm_dir = inputs.scenarios_dir.join(HGRM_DIR);
+    if hgrm_dir.is_dir() {
+        for name in copy_hgrm_files(&hgrm_dir, &folder.join(HGRM_DIR))? {
+            files.push(format!("{HGRM_DIR}/{name}"));
+        }
     }
 
     let csv_path = folder.join("results.csv");

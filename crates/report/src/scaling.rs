@@ -14,6 +14,7 @@
 use std::fmt::Write;
 
 use measure::rows::MeasureFile;
+use scenarios::{BeazleyRow, Phase};
 
 use crate::summary::table_text;
 
@@ -206,6 +207,91 @@ pub(crate) fn section(out: &mut String, sweep: &MeasureFile, group: &str, files:
                 |efficiency| format!("{:.0} %", efficiency * 100.0)
             ),
         );
+    }
+    out.push('\n');
+}
+
+/// The servers' core-count sweep: the Beazley scenario's shared throughput rate of each
+/// server at every worker count it was measured at (all of them interleaved in the same
+/// rounds), at each connection count, and the best count's rate over 1 worker's. Nothing
+/// when the rows hold one worker count.
+pub(crate) fn server_section(out: &mut String, rows: &[BeazleyRow]) {
+    let rows: Vec<&BeazleyRow> = rows
+        .iter()
+        .filter(|row| row.phase == Phase::Throughput && !row.is_isolated())
+        .filter(|row| row.workers.is_some())
+        .collect();
+    let mut counts: Vec<usize> = rows.iter().filter_map(|row| row.workers).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    if counts.len() < 2 {
+        return;
+    }
+    let mut connections: Vec<usize> = rows.iter().map(|row| row.connections).collect();
+    connections.sort_unstable();
+    connections.dedup();
+    let default = rows
+        .iter()
+        .find(|row| !row.sweep_point)
+        .and_then(|row| row.workers);
+    let _ = writeln!(
+        out,
+        "### Servers against the worker count\n\n\
+         The throughput phase (shared arrangement) with every server started once per worker count \
+         ({}), all of them interleaved in the same shuffled rounds; the main table above is the \
+         default count{}. best ÷ 1: the best count's rate over the same server's at 1 worker (a \
+         single-threaded server stays near 1.00; the fib(1) requests are kernel-bound, so a server \
+         that scales shows it by the socket work it spreads over cores).\n",
+        counts
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        default.map_or_else(String::new, |workers| format!(" ({workers})"))
+    );
+    let mut header = vec!["server".to_owned()];
+    for c in &connections {
+        for workers in &counts {
+            header.push(format!("c={c} w={workers}"));
+        }
+        header.push(format!("c={c} best ÷ 1"));
+    }
+    let mut styles: Vec<&str> = Vec::new();
+    for row in &rows {
+        if !styles.contains(&row.style.as_str()) {
+            styles.push(&row.style);
+        }
+    }
+    let mut lines = Vec::new();
+    for style in styles {
+        let mut cells = vec![style.to_owned()];
+        for &c in &connections {
+            let rate = |workers: usize| {
+                rows.iter()
+                    .find(|row| {
+                        row.style == style && row.connections == c && row.workers == Some(workers)
+                    })
+                    .map(|row| row.rps)
+            };
+            for &workers in &counts {
+                cells.push(rate(workers).map_or_else(|| "—".to_owned(), |rps| format!("{rps:.0}")));
+            }
+            let best = counts
+                .iter()
+                .filter_map(|&workers| rate(workers))
+                .fold(None, |best: Option<f64>, rps| Some(best.map_or(rps, |b| b.max(rps))));
+            cells.push(match (rate(1), best) {
+                (Some(single), Some(best)) if single > 0.0 => format!("{:.2}", best / single),
+                _ => "—".to_owned(),
+            });
+        }
+        lines.push(cells);
+    }
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(out, "|---|{}", "---:|".repeat(header.len() - 1));
+    for cells in lines {
+        let cells: Vec<String> = cells.iter().map(|cell| table_text(cell)).collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
     out.push('\n');
 }

@@ -235,7 +235,7 @@ pub(crate) fn markdown(
                     &mut out,
                     &group_rows,
                     bench,
-                    &crate::isolation::shared(loaded.beazley.as_deref().unwrap_or_default()),
+                    &crate::isolation::main_rows(loaded.beazley.as_deref().unwrap_or_default()),
                 );
             }
         } else {
@@ -259,8 +259,9 @@ pub(crate) fn markdown(
     match loaded.beazley.as_deref() {
         Some(beazley) if !beazley.is_empty() => {
             // The isolated arrangement's rows have a section of their own.
-            beazley_section(&mut out, &crate::isolation::shared(beazley), files);
+            beazley_section(&mut out, &crate::isolation::main_rows(beazley), files);
             crate::isolation::section(&mut out, beazley, &inputs.scenarios_dir);
+            crate::scaling::server_section(&mut out, beazley);
         }
         _ => {
             let _ = writeln!(

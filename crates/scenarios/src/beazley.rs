@@ -19,10 +19,11 @@
 //! A server that speaks only `PING` (redis-server, the loopback ceiling) runs the
 //! throughput phase with `PING` requests and skips the hog phase.
 //!
-//! The throughput phase runs once per [`Arrangement`]: `shared` (client and servers on
+//! The throughput phase runs in every [`Arrangement`]: `shared` (client and servers on
 //! whatever CPUs the kernel gives them) and `isolated` (every server pinned to CPUs of
 //! its own, the client to the rest), each with a set of servers started under its
-//! pinning. The hog phases run in the shared arrangement only. Every server command can
+//! pinning, all of them interleaved in the same shuffled rounds. The hog phases run in
+//! the shared arrangement only. Every server command can
 //! be started under a launcher prefix (`ip netns exec NS`, `ssh host`), so that client
 //! and server sit on two hosts or in two network namespaces.
 
@@ -55,6 +56,21 @@ pub struct Contender {
     pub redis_benchmark: Option<PathBuf>,
     /// How it is pinned to a CPU set.
     pub pin_with: PinWith,
+    /// The worker threads or processes its command gives it, when it has a worker count
+    /// (redis-server has none); recorded in its rows.
+    pub workers: Option<usize>,
+    /// A point of the core-count sweep at another worker count than the default: it runs
+    /// in the shared arrangement's throughput rounds only (no hog phases, no isolated
+    /// arrangement), and its rows say so.
+    pub sweep_point: bool,
+}
+
+impl Contender {
+    /// Whether it runs in `arrangement`: every contender in a shared one, only those at
+    /// the default worker count in an isolated one.
+    fn runs_in(&self, arrangement: &Arrangement) -> bool {
+        !self.sweep_point || arrangement.kind == ArrangementKind::Shared
+    }
 }
 
 /// How a contender is pinned to the server's CPU set.
@@ -251,12 +267,13 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Runs the scenario; a contender that fails is recorded in the outcome, stopped, and
 /// the scenario carries on with the others.
 ///
-/// Every contender is started first and stays up, idle, while the others are measured.
-/// The throughput phase then runs in [`BeazleyConfig::rounds`] rounds: each round visits
-/// every contender once, in a freshly shuffled order (seeded by
-/// [`BeazleyConfig::seed`]), for a slice of `duration / rounds` at each connection
-/// count, so a host that drifts over minutes moves every contender alike instead of
-/// whichever happened to run during a slow minute. A contender's rate and percentiles
+/// Every contender is started first, once per arrangement (pinned as the arrangement
+/// says), and stays up, idle, while the others are measured. The throughput phase then
+/// runs in [`BeazleyConfig::rounds`] rounds: each round visits every (contender,
+/// arrangement) once, in a freshly shuffled order (seeded by [`BeazleyConfig::seed`]),
+/// with the client pinned to that arrangement's CPUs, for a slice of `duration / rounds`
+/// at each connection count, so a host that drifts over minutes moves every contender
+/// and arrangement alike instead of whichever happened to run during a slow minute. A contender's rate and percentiles
 /// are those of all its slices together. The hog phases, which load one server for
 /// seconds, follow per contender.
 pub fn run(
@@ -279,34 +296,129 @@ pub fn run(
         seed: config.seed,
         ..BeazleyOutcome::default()
     };
-    let mut rng = measure::stats::run_rng(config.seed);
-    // The client's own CPUs before any arrangement pinned it, restored after each.
-    let unpinned = cpus::usable().ok();
+    let arrangements = config.arrangements();
     let hog_arrangement = config.hog_arrangement();
-    for (index, arrangement) in config.arrangements().iter().enumerate() {
-        if let Some(client) = &arrangement.client_cpus
-            && let Err(error) = cpus::pin_to(client)
-        {
-            outcome.failures.push((
-                format!("client ({})", arrangement.kind.name()),
-                format!("cannot pin the client to CPUs {client}: {error}"),
-            ));
-            continue;
+    let label = |contender: &Contender, arrangement: &Arrangement| {
+        let name = &contender.command.name;
+        let name = match (contender.sweep_point, contender.workers) {
+            (true, Some(workers)) => format!("{name} ({workers} workers)"),
+            _ => name.clone(),
+        };
+        match arrangement.kind {
+            ArrangementKind::Shared => name,
+            ArrangementKind::Isolated => format!("{name} (isolated)"),
         }
-        run_arrangement(
-            config,
-            arrangement,
-            hog_arrangement == Some(index),
-            registry,
-            &mut |contenders| measure::stats::round_order(&mut rng, contenders),
-            &mut step,
-            &mut outcome,
-        );
-        if arrangement.client_cpus.is_some()
-            && let Some(unpinned) = &unpinned
-        {
-            let _ = cpus::pin_to(unpinned);
+    };
+    // The client's own CPUs before any arrangement pinned it: a slice of a shared
+    // arrangement without client CPUs runs on these.
+    let unpinned = cpus::usable().ok();
+    let pin_client = |arrangement: &Arrangement| -> Result<(), String> {
+        match (&arrangement.client_cpus, &unpinned) {
+            (Some(client), _) => cpus::pin_to(client)
+                .map_err(|error| format!("cannot pin the client to CPUs {client}: {error}")),
+            (None, Some(unpinned)) => cpus::pin_to(unpinned)
+                .map_err(|error| format!("cannot unpin the client (CPUs {unpinned}): {error}")),
+            (None, None) => Ok(()),
         }
+    };
+
+    // Every server of every arrangement is started up front, so that the rounds can
+    // interleave arrangements as well as servers: shared and isolated rates of one
+    // server are then seconds apart, not minutes.
+    let mut alive: Vec<Measured<'_>> = Vec::new();
+    for (index, arrangement) in arrangements.iter().enumerate() {
+        for contender in config
+            .contenders
+            .iter()
+            .filter(|contender| contender.runs_in(arrangement))
+        {
+            let name = label(contender, arrangement);
+            step(&name, "starting");
+            let command = server_command(contender, arrangement, &config.server_launcher);
+            let started = pin_client(arrangement)
+                .map_err(|message| ScenarioError::ServerStart {
+                    name: name.clone(),
+                    message,
+                })
+                .and_then(|()| ServerChild::start(&command, registry, config.start_timeout))
+                .and_then(|server| {
+                    // Warm up: connections, threads, caches, before any slice is timed.
+                    let busiest = config.connections.iter().copied().max().unwrap_or(1);
+                    let warm_up = throughput_config(&server, contender, busiest, config.warm_up);
+                    loadgen::record(&warm_up, |_| {}).map_err(|source| ScenarioError::Load {
+                        name: name.clone(),
+                        source,
+                    })?;
+                    Ok(server)
+                });
+            match started {
+                Ok(server) => alive.push(Measured::new(contender, index, server, config)),
+                Err(error) => outcome.failures.push((name, error.to_string())),
+            }
+        }
+    }
+
+    let mut rng = measure::stats::run_rng(config.seed);
+    let rounds = config.rounds.max(1);
+    let slice = config.duration / u32::try_from(rounds).unwrap_or(u32::MAX);
+    for round in 0..rounds {
+        for index in measure::stats::round_order(&mut rng, alive.len()) {
+            let measured = &mut alive[index];
+            let arrangement = &arrangements[measured.arrangement];
+            let name = label(measured.contender, arrangement);
+            step(
+                &name,
+                &format!("throughput, round {} of {rounds}", round + 1),
+            );
+            if measured.failure.is_some() {
+                continue;
+            }
+            let sliced = pin_client(arrangement).and_then(|()| {
+                measured
+                    .slice(slice)
+                    .map_err(|error| error.to_string())
+            });
+            if let Err(error) = sliced {
+                measured.failure = Some(error);
+            }
+        }
+    }
+
+    let placements: Vec<Placement> = arrangements
+        .iter()
+        .enumerate()
+        .map(|(index, arrangement)| Placement {
+            arrangement: arrangement.kind.name(),
+            server_cpus: arrangement.server_cpus.as_ref().map(ToString::to_string),
+            client_cpus: arrangement.client_cpus.as_ref().map(ToString::to_string),
+            server_launcher: config.launcher_text(),
+            with_hogs: hog_arrangement == Some(index),
+        })
+        .collect();
+    for measured in alive {
+        let arrangement = &arrangements[measured.arrangement];
+        let name = label(measured.contender, arrangement);
+        let placement = &placements[measured.arrangement];
+        // `redis-benchmark` and the hog phases run on the arrangement's client CPUs too.
+        let result = match pin_client(arrangement) {
+            Ok(()) => measured.finish(
+                config,
+                placement,
+                registry,
+                &mut outcome.rows,
+                |activity| step(&name, activity),
+            ),
+            Err(error) => {
+                let _ = measured.server.stop(STOP_GRACE);
+                Err(error)
+            }
+        };
+        if let Err(error) = result {
+            outcome.failures.push((name, error));
+        }
+    }
+    if let Some(unpinned) = &unpinned {
+        let _ = cpus::pin_to(unpinned);
     }
     on_step(Step {
         name: "",
@@ -315,82 +427,6 @@ pub fn run(
         total,
     });
     outcome
-}
-
-/// One arrangement: its servers started, the throughput rounds, the rows (and, when
-/// `with_hogs`, the hog phases), every server stopped.
-fn run_arrangement(
-    config: &BeazleyConfig,
-    arrangement: &Arrangement,
-    with_hogs: bool,
-    registry: &ChildRegistry,
-    round_order: &mut impl FnMut(usize) -> Vec<usize>,
-    step: &mut impl FnMut(&str, &str),
-    outcome: &mut BeazleyOutcome,
-) {
-    let label = |name: &str| match arrangement.kind {
-        ArrangementKind::Shared => name.to_owned(),
-        ArrangementKind::Isolated => format!("{name} (isolated)"),
-    };
-    let mut alive: Vec<Measured<'_>> = Vec::new();
-    for contender in &config.contenders {
-        let name = contender.command.name.as_str();
-        step(&label(name), "starting");
-        let command = server_command(contender, arrangement, &config.server_launcher);
-        match ServerChild::start(&command, registry, config.start_timeout).and_then(|server| {
-            // Warm up: connections, threads, caches, before any slice is timed.
-            let busiest = config.connections.iter().copied().max().unwrap_or(1);
-            let warm_up = throughput_config(&server, contender, busiest, config.warm_up);
-            loadgen::record(&warm_up, |_| {}).map_err(|source| ScenarioError::Load {
-                name: name.to_owned(),
-                source,
-            })?;
-            Ok(server)
-        }) {
-            Ok(server) => alive.push(Measured::new(contender, server, config)),
-            Err(error) => outcome.failures.push((label(name), error.to_string())),
-        }
-    }
-
-    let rounds = config.rounds.max(1);
-    let slice = config.duration / u32::try_from(rounds).unwrap_or(u32::MAX);
-    for round in 0..rounds {
-        for index in round_order(alive.len()) {
-            let measured = &mut alive[index];
-            let name = label(&measured.contender.command.name);
-            step(
-                &name,
-                &format!("throughput, round {} of {rounds}", round + 1),
-            );
-            if measured.failure.is_some() {
-                continue;
-            }
-            if let Err(error) = measured.slice(slice) {
-                measured.failure = Some(error.to_string());
-            }
-        }
-    }
-
-    let placement = Placement {
-        arrangement: arrangement.kind.name(),
-        server_cpus: arrangement.server_cpus.as_ref().map(ToString::to_string),
-        client_cpus: arrangement.client_cpus.as_ref().map(ToString::to_string),
-        server_launcher: config.launcher_text(),
-        with_hogs,
-    };
-    for measured in alive {
-        let name = label(&measured.contender.command.name);
-        let result = measured.finish(
-            config,
-            &placement,
-            registry,
-            &mut outcome.rows,
-            |activity| step(&name, activity),
-        );
-        if let Err(error) = result {
-            outcome.failures.push((name, error));
-        }
-    }
 }
 
 /// What every row of an arrangement records about where it ran.
@@ -403,7 +439,9 @@ struct Placement {
 }
 
 impl Placement {
-    fn stamp(&self, row: &mut BeazleyRow) {
+    fn stamp(&self, contender: &Contender, row: &mut BeazleyRow) {
+        row.workers = contender.workers;
+        row.sweep_point = contender.sweep_point;
         row.arrangement = Some(self.arrangement.to_owned());
         row.server_cpus.clone_from(&self.server_cpus);
         row.client_cpus.clone_from(&self.client_cpus);
@@ -415,19 +453,23 @@ impl Placement {
 /// visit in each round, its `redis-benchmark` runs and (in the hog arrangement) its hog
 /// phases, and a stop.
 fn total_steps(config: &BeazleyConfig) -> usize {
-    let arrangements = config.arrangements().len();
+    let arrangements = config.arrangements();
     let with_hogs = usize::from(config.hog_arrangement().is_some());
     config
         .contenders
         .iter()
         .map(|contender| {
-            let hog = if contender.protocol == Protocol::Fib {
+            let hog = if contender.protocol == Protocol::Fib && !contender.sweep_point {
                 config.hog_counts.len()
             } else {
                 0
             };
             let redis = config.connections.len() * usize::from(contender.redis_benchmark.is_some());
-            arrangements * (1 + config.rounds.max(1) + redis + 1) + with_hogs * hog
+            let runs_in = arrangements
+                .iter()
+                .filter(|arrangement| contender.runs_in(arrangement))
+                .count();
+            runs_in * (1 + config.rounds.max(1) + redis + 1) + with_hogs * hog
         })
         .sum()
 }
@@ -435,6 +477,8 @@ fn total_steps(config: &BeazleyConfig) -> usize {
 /// One running contender and what its throughput slices have added up to so far.
 struct Measured<'a> {
     contender: &'a Contender,
+    /// Index of its arrangement in [`BeazleyConfig::arrangements`].
+    arrangement: usize,
     server: ServerChild,
     /// Per connection count, in the order of [`BeazleyConfig::connections`].
     counts: Vec<CountTally>,
@@ -452,7 +496,12 @@ struct CountTally {
 }
 
 impl<'a> Measured<'a> {
-    fn new(contender: &'a Contender, server: ServerChild, config: &BeazleyConfig) -> Self {
+    fn new(
+        contender: &'a Contender,
+        arrangement: usize,
+        server: ServerChild,
+        config: &BeazleyConfig,
+    ) -> Self {
         let counts = config
             .connections
             .iter()
@@ -466,6 +515,7 @@ impl<'a> Measured<'a> {
             .collect();
         Self {
             contender,
+            arrangement,
             server,
             counts,
             failure: None,
@@ -554,7 +604,7 @@ impl<'a> Measured<'a> {
                 row.server_user_us = per_reply(spent.user, report.requests);
             }
             row.round_rps = count.round_rps.clone();
-            placement.stamp(&mut row);
+            placement.stamp(contender, &mut row);
             if let Some(program) = &contender.redis_benchmark {
                 step(&format!(
                     "redis-benchmark, {} connections",
@@ -580,7 +630,7 @@ impl<'a> Measured<'a> {
             }
             rows.push(row);
         }
-        if contender.protocol == Protocol::Fib && placement.with_hogs {
+        if contender.protocol == Protocol::Fib && placement.with_hogs && !contender.sweep_point {
             for &hog_count in &config.hog_counts {
                 step(&format!(
                     "{hog_count} hogs of fib({}) + probe",
@@ -592,7 +642,7 @@ impl<'a> Measured<'a> {
                 row.hog_n = Some(config.hog_n);
                 row.hogs = Some(hog_count);
                 row.hog_requests = Some(hogs.requests);
-                placement.stamp(&mut row);
+                placement.stamp(contender, &mut row);
                 rows.push(row);
             }
         }

@@ -95,6 +95,15 @@ pub struct BeazleyRow {
     /// `ssh host`), when one was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_launcher: Option<String>,
+    /// The server's worker threads or processes, when it has a worker count (absent in
+    /// rows written before the core-count sweep, and for redis-server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+    /// Measured only for the core-count sweep, at another worker count than the run's
+    /// default: a throughput row of the shared arrangement, left out of every table but
+    /// the sweep's.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sweep_point: bool,
 }
 
 impl BeazleyRow {
@@ -102,6 +111,13 @@ impl BeazleyRow {
     /// `isolated` arrangement); every other row shares the machine.
     pub fn is_isolated(&self) -> bool {
         self.arrangement.as_deref() == Some("isolated")
+    }
+
+    /// Whether the row belongs to the run's main tables: measured at the default worker
+    /// count, with client and server sharing the machine (not an isolated row, not a
+    /// point of the core-count sweep).
+    pub fn is_main(&self) -> bool {
+        !self.is_isolated() && !self.sweep_point
     }
 
     /// A row from a load report.
@@ -138,6 +154,8 @@ impl BeazleyRow {
             server_cpus: None,
             client_cpus: None,
             server_launcher: None,
+            workers: None,
+            sweep_point: false,
         }
     }
 }

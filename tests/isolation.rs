@@ -249,7 +249,10 @@ fn beazley_sweeps_worker_counts_in_the_same_rounds() {
         .map(|row| row["workers"].as_u64().expect("workers"))
         .collect();
     let default = defaults[0];
-    assert!(defaults.iter().all(|&workers| workers == default), "{rows:#?}");
+    assert!(
+        defaults.iter().all(|&workers| workers == default),
+        "{rows:#?}"
+    );
     for style in ["tokio", "pool"] {
         for workers in [1, 2] {
             let of: Vec<&serde_json::Value> = rows
@@ -261,7 +264,11 @@ fn beazley_sweeps_worker_counts_in_the_same_rounds() {
                 .map(|row| row["phase"].as_str().expect("phase"))
                 .collect();
             if workers == default {
-                assert_eq!(phases, ["throughput", "hog"], "{style} w={workers}: {of:#?}");
+                assert_eq!(
+                    phases,
+                    ["throughput", "hog"],
+                    "{style} w={workers}: {of:#?}"
+                );
             } else {
                 assert_eq!(phases, ["throughput"], "{style} w={workers}: {of:#?}");
                 assert_eq!(of[0]["sweep_point"], true, "{of:#?}");
@@ -271,5 +278,8 @@ fn beazley_sweeps_worker_counts_in_the_same_rounds() {
         }
     }
     assert!(table.contains("core-count sweep"), "{table}");
-    assert!(table.contains("c=4 w=1") && table.contains("c=4 w=2"), "{table}");
+    assert!(
+        table.contains("c=4 w=1") && table.contains("c=4 w=2"),
+        "{table}"
+    );
 }

@@ -134,7 +134,11 @@ fn measure_sweeps_a_list_of_worker_counts_into_one_file() {
     // keeps --budget; the other gets --sweep-budget.
     let primary = file.primary().expect("a primary run");
     assert_eq!(primary.stopping.budget, Duration::from_secs(2));
-    for run in file.runs.iter().filter(|run| run.workers != primary.workers) {
+    for run in file
+        .runs
+        .iter()
+        .filter(|run| run.workers != primary.workers)
+    {
         assert_eq!(run.stopping.budget, Duration::from_secs(1), "{run:?}");
     }
     for run in &file.runs {

@@ -31,7 +31,7 @@ pub(crate) struct ScenarioArgs {
 #[derive(Debug, clap::Subcommand)]
 enum Scenario {
     /// The seed's experiment: fib(1) throughput, then fib(1) latency while hogs loop a long fib(n).
-    Beazley(BeazleyArgs),
+    Beazley(Box<BeazleyArgs>),
     /// What N sleeping units cost in each style, N up to a million, each N in a fresh process.
     Tasks(TasksArgs),
     /// C10K: N connections held open per server, most idle, a few active: memory per
@@ -798,10 +798,7 @@ pub(super) fn worker_sweep(text: Option<&str>) -> anyhow::Result<WorkerSweep> {
         .iter()
         .find(|point| point.primary)
         .map_or(cores, |point| point.workers);
-    let counts = counts
-        .into_iter()
-        .filter_map(NonZeroUsize::new)
-        .collect();
+    let counts = counts.into_iter().filter_map(NonZeroUsize::new).collect();
     Ok(WorkerSweep {
         counts,
         default: NonZeroUsize::new(default).unwrap_or(NonZeroUsize::MIN),
@@ -855,7 +852,9 @@ fn sweep_table(config: &BeazleyConfig, sweep: &WorkerSweep, outcome: &BeazleyOut
                 .counts
                 .iter()
                 .filter_map(|&count| rate(count))
-                .fold(None, |best: Option<f64>, rps| Some(best.map_or(rps, |b| b.max(rps))));
+                .fold(None, |best: Option<f64>, rps| {
+                    Some(best.map_or(rps, |b| b.max(rps)))
+                });
             cells.push(match (rate(one), best) {
                 (Some(single), Some(best)) if single > 0.0 => format!("{:.2}×", best / single),
                 _ => "—".to_owned(),
@@ -916,7 +915,11 @@ fn arrangements_table(config: &BeazleyConfig, outcome: &BeazleyOutcome) -> Strin
     out.push_str(&format!(
         "\narrangements: {} (worker counts as --workers says in each; hog phases in the \
          shared arrangement only)\n",
-        arrangements.iter().map(describe).collect::<Vec<_>>().join("; ")
+        arrangements
+            .iter()
+            .map(describe)
+            .collect::<Vec<_>>()
+            .join("; ")
     ));
     if !config.server_launcher.is_empty() {
         let launcher: Vec<String> = config

@@ -222,9 +222,9 @@ mod tests {
             out.contains("**Client-bound:**") && out.contains("`tokio` at c=32"),
             "{out}"
         );
-        assert_eq!(shared(&rows).len(), 2);
+        assert_eq!(main_rows(&rows).len(), 2);
         let mut none = String::new();
-        arrangements_table(&mut none, &shared(&rows));
+        arrangements_table(&mut none, &main_rows(&rows));
         assert!(none.is_empty(), "{none}");
     }
 }

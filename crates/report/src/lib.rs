@@ -52,7 +52,8 @@ use std::path::{Path, PathBuf};
 
 use measure::rows::{MEASURE_ROWS, MeasureFile, MeasureRun};
 use scenarios::{
-    BeazleyRow, ConnectionsRow, IoRow, RateRow, RunMeta, THROUGHPUT_BENCH_ROWS, TaskRow, ThroughputBenchRow,
+    BeazleyRow, ConnectionsRow, IoRow, RateRow, RunMeta, THROUGHPUT_BENCH_ROWS, TaskRow,
+    ThroughputBenchRow,
 };
 
 pub use machine::MachineInfo;

@@ -154,7 +154,7 @@ pub fn workers_label(workers: usize, oversubscribed: bool) -> String {
 /// The group's scaling section: the chart, then the parallel-efficiency table.
 pub(crate) fn section(out: &mut String, sweep: &MeasureFile, group: &str, files: &[String]) {
     let name = chart_name(group);
-    if !files.iter().any(|file| *file == name) {
+    if !files.contains(&name) {
         return;
     }
     let rows = rows(sweep, group);
@@ -279,7 +279,9 @@ pub(crate) fn server_section(out: &mut String, rows: &[BeazleyRow]) {
             let best = counts
                 .iter()
                 .filter_map(|&workers| rate(workers))
-                .fold(None, |best: Option<f64>, rps| Some(best.map_or(rps, |b| b.max(rps))));
+                .fold(None, |best: Option<f64>, rps| {
+                    Some(best.map_or(rps, |b| b.max(rps)))
+                });
             cells.push(match (rate(1), best) {
                 (Some(single), Some(best)) if single > 0.0 => format!("{:.2}", best / single),
                 _ => "—".to_owned(),

@@ -1105,6 +1105,8 @@ mod tests {
             server_cpus: None,
             client_cpus: None,
             server_launcher: None,
+            workers: None,
+            sweep_point: false,
         }
     }
 

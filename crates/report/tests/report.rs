@@ -173,7 +173,10 @@ fn writes_a_complete_report() {
     for field in ["cpus_allowed_list", "engine"] {
         assert!(machine.get(field).is_some(), "machine.json lacks {field}");
     }
-    assert!(machine["engine"].is_null(), "no measure.json, no engine settings");
+    assert!(
+        machine["engine"].is_null(),
+        "no measure.json, no engine settings"
+    );
     // The scenarios' rows come along unchanged.
     let copied: Vec<scenarios::BeazleyRow> =
         scenarios::read_rows_file(&written.folder.join("beazley.json")).expect("beazley.json");
@@ -419,7 +422,12 @@ fn the_engines_paired_speedups_take_the_ratio_columns() {
     }
     // One worker count: no scaling chart, and the copy is a version-3 sweep of one.
     assert_eq!(loaded.sweep.as_ref().map(|sweep| sweep.runs.len()), Some(1));
-    assert!(!written.files.iter().any(|file| file.ends_with("_scaling.svg")));
+    assert!(
+        !written
+            .files
+            .iter()
+            .any(|file| file.ends_with("_scaling.svg"))
+    );
     let copy = std::fs::read_to_string(written.folder.join("measure.json")).expect("copy");
     let copy = measure::rows::MeasureFile::parse(&copy).expect("the copy parses");
     assert_eq!(copy.schema_version, 3);
@@ -690,15 +698,17 @@ fn a_sweep_draws_speedup_against_workers_with_its_efficiency_table() {
     // The per-group tables use the run at the default worker count.
     assert_eq!(loaded.measure.as_ref().map(|run| run.workers), Some(2));
     let machine = machine(&loaded);
-    let written = report::write(&sweep_inputs, &loaded, &machine, &out_dir("sweep-out"))
-        .expect("write");
+    let written =
+        report::write(&sweep_inputs, &loaded, &machine, &out_dir("sweep-out")).expect("write");
     assert!(
-        written.files.iter().any(|file| file == "fib_batch_scaling.svg"),
+        written
+            .files
+            .iter()
+            .any(|file| file == "fib_batch_scaling.svg"),
         "{:?}",
         written.files
     );
-    let chart =
-        std::fs::read_to_string(written.folder.join("fib_batch_scaling.svg")).expect("svg");
+    let chart = std::fs::read_to_string(written.folder.join("fib_batch_scaling.svg")).expect("svg");
     assert!(
         chart.contains("4: oversubscribed") && chart.contains("ideal: speedup = workers"),
         "{chart}"
@@ -798,7 +808,11 @@ fn compare_puts_two_reports_ratios_side_by_side() {
     let text = std::fs::read_to_string(written.folder.join(&name)).expect("the comparison");
     let this_line = format!(
         "- this report (`{}`): {}",
-        written.folder.file_name().expect("a name").to_string_lossy(),
+        written
+            .folder
+            .file_name()
+            .expect("a name")
+            .to_string_lossy(),
         this_machine.one_line()
     );
     let other_line = format!(
@@ -823,7 +837,8 @@ fn compare_puts_two_reports_ratios_side_by_side() {
     let error = report::compare::write_comparison(&written.folder, &loaded, &this_machine, &other)
         .expect_err("a foreign version");
     assert!(
-        error.to_string().contains("measure.json") && error.to_string().contains("schema version 7"),
+        error.to_string().contains("measure.json")
+            && error.to_string().contains("schema version 7"),
         "{error}"
     );
 }
@@ -839,10 +854,9 @@ fn row_files_are_read_as_envelopes_and_as_bare_arrays() {
     let tasks: Vec<scenarios::TaskRow> =
         scenarios::read_rows_file(&dir.join("tasks.json")).expect("fixture tasks");
     scenarios::write_rows(&dir.join("tasks.json"), &tasks).expect("write");
-    let envelope: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(dir.join("tasks.json")).expect("tasks"),
-    )
-    .expect("JSON");
+    let envelope: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tasks.json")).expect("tasks"))
+            .expect("JSON");
     assert_eq!(envelope["schema_version"], scenarios::ROW_SCHEMA_VERSION);
     let loaded = report::load(&Inputs {
         scenarios_dir: dir.clone(),
@@ -852,7 +866,11 @@ fn row_files_are_read_as_envelopes_and_as_bare_arrays() {
     assert_eq!(loaded.tasks.as_ref(), Some(&tasks));
     assert!(loaded.beazley.as_ref().is_some_and(|rows| !rows.is_empty()));
     // Another envelope version is an error naming the file.
-    std::fs::write(dir.join("tasks.json"), r#"{"schema_version": 9, "rows": []}"#).expect("write");
+    std::fs::write(
+        dir.join("tasks.json"),
+        r#"{"schema_version": 9, "rows": []}"#,
+    )
+    .expect("write");
     let error = report::load(&Inputs {
         scenarios_dir: dir,
         ..inputs("criterion", "scenarios")

@@ -373,11 +373,8 @@ pub fn run(
             if measured.failure.is_some() {
                 continue;
             }
-            let sliced = pin_client(arrangement).and_then(|()| {
-                measured
-                    .slice(slice)
-                    .map_err(|error| error.to_string())
-            });
+            let sliced = pin_client(arrangement)
+                .and_then(|()| measured.slice(slice).map_err(|error| error.to_string()));
             if let Err(error) = sliced {
                 measured.failure = Some(error);
             }
@@ -401,13 +398,9 @@ pub fn run(
         let placement = &placements[measured.arrangement];
         // `redis-benchmark` and the hog phases run on the arrangement's client CPUs too.
         let result = match pin_client(arrangement) {
-            Ok(()) => measured.finish(
-                config,
-                placement,
-                registry,
-                &mut outcome.rows,
-                |activity| step(&name, activity),
-            ),
+            Ok(()) => measured.finish(config, placement, registry, &mut outcome.rows, |activity| {
+                step(&name, activity)
+            }),
             Err(error) => {
                 let _ = measured.server.stop(STOP_GRACE);
                 Err(error)

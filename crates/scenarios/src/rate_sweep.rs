@@ -192,7 +192,7 @@ fn maximum(config: &RateSweepConfig, server: &ServerChild, name: &str) -> Result
         }
         .to_string()
     })?;
-    if report.right == 0 || !(report.rps > 0.0) {
+    if report.right == 0 || report.rps.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         return Err("no reply in the closed-loop maximum's measurement".to_owned());
     }
     if !report.all_right() {
@@ -279,6 +279,7 @@ fn load_config(
     rate: Option<f64>,
 ) -> LoadConfig {
     LoadConfig {
+        ramp: Duration::ZERO,
         addr,
         connections: config.connections,
         threads: config.client_threads.max(1),

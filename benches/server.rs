@@ -11,6 +11,20 @@
 //!   connection, a hand-off to a pool or a process, a readiness loop, an async runtime)
 //!   when the work itself is trivial. The iterative `seq` server serves one connection at
 //!   a time, so it runs with one connection only.
+//! - **Where client and server sit.** Over one connection the rate is one round trip
+//!   at a time, and on a virtual machine a round trip costs several times more when
+//!   client and server are on two CPUs (each request wakes an idle vCPU) than when the
+//!   scheduler happens to put them on one (a context switch): measured on the 2-core
+//!   VM of the reports, `fib(1)` over one connection ran at about 50 000 req/s with both
+//!   pinned to CPU 0 and about 11 000 with the client on CPU 1, whatever the server. Left
+//!   to the scheduler, the c=1 rate is a lottery of placement, not a property of the
+//!   server. So at c=1 the server (`serve --cpus`) and the client are pinned apart, the
+//!   first half of the CPUs for the server and the rest for the client
+//!   (`scenarios::cpus::isolation_split`, the Beazley scenario's `isolated`
+//!   arrangement, which is the row it is compared with), as a client on another host
+//!   would be. At c=32 neither is pinned (`shared`): the server needs every CPU, and a
+//!   busy server's round trips rarely wait for an idle CPU. On a one-CPU machine both
+//!   are shared.
 //!
 //! Printed beside criterion's numbers, and saved for `concbench report` as
 //! `target/concbench/bench-server.json`, per benchmark: how evenly the connections were
@@ -35,6 +49,7 @@ use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use loadgen::{ClosedLoop, RequestSpec};
+use scenarios::cpus::{self, CpuList};
 use scenarios::{ChildRegistry, ReadyBy, ServerChild, ServerCommand, ThroughputBenchRow};
 use workloads::{ServerModel, StyleConfig, StyleEntry, Support, Workload};
 
@@ -54,15 +69,13 @@ fn throughput(criterion: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH));
     let workers = StyleConfig::default_workers().unwrap_or_else(|error| panic!("{error}"));
     let registry = ChildRegistry::default();
+    let usable = cpus::usable().unwrap_or_else(|error| panic!("cannot read usable CPUs: {error}"));
     let mut rows = Vec::new();
     for entry in catalog::STYLES {
         if let Support::NotApplicable(reason) = (entry.support)(Workload::Throughput) {
             eprintln!("throughput/{}: n/a: {reason}", entry.name);
             continue;
         }
-        let command = serve_command(entry.name, workers);
-        let server = ServerChild::start(&command, &registry, Duration::from_secs(20))
-            .unwrap_or_else(|error| panic!("{error}"));
         for connections in CONNECTIONS {
             if connections > 1 && entry.server_model == ServerModel::Iterative {
                 eprintln!(
@@ -71,10 +84,40 @@ fn throughput(criterion: &mut Criterion) {
                 );
                 continue;
             }
-            rows.extend(bench_connections(&mut group, entry, &server, connections));
+            // See the header: one connection's round trips are measured between two CPUs.
+            let placement = if connections == 1 {
+                cpus::isolation_split(&usable)
+            } else {
+                None
+            };
+            let command = serve_command(entry.name, workers, placement.as_ref().map(|(s, _)| s));
+            let server = ServerChild::start(&command, &registry, Duration::from_secs(20))
+                .unwrap_or_else(|error| panic!("{error}"));
+            if let Some((_, client)) = &placement {
+                // The client's threads inherit the set from this thread.
+                cpus::pin_to(client)
+                    .unwrap_or_else(|error| panic!("cannot pin the client: {error}"));
+            }
+            let row = bench_connections(&mut group, entry, &server, connections);
+            if placement.is_some() {
+                cpus::pin_to(&usable)
+                    .unwrap_or_else(|error| panic!("cannot unpin the client: {error}"));
+            }
+            rows.extend(row.map(|row| match &placement {
+                Some((server_cpus, client_cpus)) => ThroughputBenchRow {
+                    arrangement: Some("isolated".to_owned()),
+                    server_cpus: Some(server_cpus.to_string()),
+                    client_cpus: Some(client_cpus.to_string()),
+                    ..row
+                },
+                None => ThroughputBenchRow {
+                    arrangement: Some("shared".to_owned()),
+                    ..row
+                },
+            }));
+            let stopped = server.stop(Duration::from_secs(5));
+            assert!(stopped, "{} did not stop cleanly after SIGTERM", entry.name);
         }
-        let stopped = server.stop(Duration::from_secs(5));
-        assert!(stopped, "{} did not stop cleanly after SIGTERM", entry.name);
     }
     group.finish();
     if !rows.is_empty() {
@@ -144,6 +187,9 @@ fn bench_connections(
         most_per_connection: spent.most,
         client_cpu_us: per_request(spent.client),
         server_cpu_us: spent.server_measured.then(|| per_request(spent.server)),
+        arrangement: None,
+        server_cpus: None,
+        client_cpus: None,
     };
     eprintln!(
         "throughput/{}/c{connections}: replies per connection per window {}..{} (even: {}); \
@@ -183,16 +229,22 @@ impl Default for Spent {
     }
 }
 
-fn serve_command(style: &str, workers: NonZeroUsize) -> ServerCommand {
-    let args = [
+/// `concbench serve` for `style`, pinned to `cpus` when given.
+fn serve_command(style: &str, workers: NonZeroUsize, cpus: Option<&CpuList>) -> ServerCommand {
+    let workers = workers.to_string();
+    let mut args = vec![
         "serve",
         "--style",
         style,
         "--addr",
         "127.0.0.1:0",
         "--workers",
-        &workers.to_string(),
+        &workers,
     ];
+    let cpus = cpus.map(CpuList::to_string);
+    if let Some(cpus) = &cpus {
+        args.extend(["--cpus", cpus]);
+    }
     ServerCommand {
         name: style.to_owned(),
         program: env!("CARGO_BIN_EXE_concbench").into(),

@@ -207,7 +207,7 @@ fn isolated_cpus(
     server: Option<&CpuList>,
     client: Option<&CpuList>,
 ) -> anyhow::Result<(CpuList, CpuList)> {
-    let (default_server, _) = usable.split_at(usable.len() / 2);
+    let (default_server, _) = scenarios::cpus::isolation_split(usable).unwrap_or_default();
     let server = server.cloned().unwrap_or_else(|| match client {
         Some(client) => CpuList::new(
             usable

@@ -30,6 +30,9 @@ pub struct Agreement {
     /// The slowest and fastest of the scenario's interleaved rounds, when it recorded
     /// them: how far the host moved this server's rate during the scenario.
     pub scenario_rounds: Option<(f64, f64)>,
+    /// The scenario's rate in each of its rounds, in round order (the same rounds for
+    /// every server): what tells two servers apart, round by round.
+    pub scenario_round_rps: Vec<f64>,
 }
 
 impl Agreement {
@@ -41,11 +44,15 @@ impl Agreement {
     }
 }
 
-/// Every server both measured at `connections`, fastest by the bench first.
+/// Every server both measured at `connections`, fastest by the bench first; the
+/// scenario's row is the main one at the bench's worker count, in the isolated
+/// arrangement when `isolated` (the bench pinned client and server apart) and the
+/// shared one otherwise.
 pub fn agreements(
     criterion_rows: &[&ResultRow],
     scenario_rows: &[BeazleyRow],
     connections: usize,
+    isolated: bool,
 ) -> Vec<Agreement> {
     let parameter = format!("c{connections}");
     let mut rows: Vec<Agreement> = criterion_rows
@@ -57,6 +64,8 @@ pub fn agreements(
                 scenario.phase == Phase::Throughput
                     && scenario.connections == connections
                     && scenario.style == row.benchmark.function
+                    && !scenario.sweep_point
+                    && scenario.is_isolated() == isolated
             })?;
             Some(Agreement {
                 style: row.benchmark.function.clone(),
@@ -68,6 +77,7 @@ pub fn agreements(
                     .zip(scenario.client_threads)
                     .map(|(micros, threads)| micros * scenario.rps / 1e6 / threads.max(1) as f64),
                 scenario_rounds: round_range(&scenario.round_rps),
+                scenario_round_rps: scenario.round_rps.clone(),
             })
         })
         .collect();
@@ -81,6 +91,55 @@ fn round_range(rates: &[f64]) -> Option<(f64, f64)> {
     Some(rates.iter().fold((first, first), |(low, high), &rate| {
         (low.min(rate), high.max(rate))
     }))
+}
+
+/// How far the bench agrees with the scenario on the pairs of servers the scenario
+/// itself tells apart: a pair is told apart when one server was faster than the other
+/// in every one of the scenario's rounds (at least three, the same rounds for both), so
+/// the host's drift, which moves both alike within a round, did not decide it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeparatedPairs {
+    /// Pairs the scenario told apart.
+    pub separated: usize,
+    /// Of those, the pairs the bench orders the same way.
+    pub bench_agrees: usize,
+    /// Pairs measured in the same rounds at all.
+    pub pairs: usize,
+}
+
+/// The pairs of `agreed` that the scenario's rounds separate, and how many of them the
+/// bench orders alike.
+pub fn separated_pairs(agreed: &[Agreement]) -> SeparatedPairs {
+    let mut counts = SeparatedPairs {
+        separated: 0,
+        bench_agrees: 0,
+        pairs: 0,
+    };
+    for (index, a) in agreed.iter().enumerate() {
+        for b in &agreed[index + 1..] {
+            let rounds = a.scenario_round_rps.len();
+            if rounds < 3 || b.scenario_round_rps.len() != rounds {
+                continue;
+            }
+            counts.pairs += 1;
+            let faster = a
+                .scenario_round_rps
+                .iter()
+                .zip(&b.scenario_round_rps)
+                .filter(|(x, y)| x > y)
+                .count();
+            let a_faster = match faster {
+                0 => false,
+                all if all == rounds => true,
+                _ => continue,
+            };
+            counts.separated += 1;
+            if (a.bench_rps > b.bench_rps) == a_faster {
+                counts.bench_agrees += 1;
+            }
+        }
+    }
+    counts
 }
 
 /// Ranks of `values`, 1 for the largest; tied values share the mean of their ranks.
@@ -143,7 +202,13 @@ pub(crate) fn section(
          scenario interleaves them, a slice of each server per round in shuffled order, so its \
          ranking is the one to quote, and \"scenario rounds\" shows how far the host moved each \
          server's rate while it ran. A bench rate outside that range was taken by criterion at a \
-         moment the host was slower or faster than during the scenario. Beside them, from the bench: the fewest and most replies one connection got \
+         moment the host was slower or faster than during the scenario. Over one connection \
+         the rate is one round trip at a time, whose cost on a virtual machine depends mostly \
+         on whether client and server share a CPU, so the bench pins them apart at c=1 and is \
+         set beside the scenario's isolated rows there (`benches/server.rs` says why). The \
+         pairs \"told apart\" are those where one server beat the other in every round of the \
+         scenario: a ranking among servers the scenario cannot separate is the host's noise. \
+         Beside them, from the bench: the fewest and most replies one connection got \
          in a window (a server that starves some connections is worse, whatever its total), and \
          the CPU per request of the client and of the server. Both clients use the same threads \
          (`loadgen::THROUGHPUT_CLIENT_THREADS`); \"client busy\" is the share of the client \
@@ -151,7 +216,25 @@ pub(crate) fn section(
          100 % would mean the client, not the server, set it.\n\n",
     );
     for connections in counts {
-        let agreed = agreements(criterion_rows, scenario_rows, connections);
+        let isolated = bench_rows
+            .iter()
+            .any(|row| row.connections == connections && row.is_isolated());
+        let placement = bench_rows
+            .iter()
+            .find(|row| row.connections == connections && row.is_isolated())
+            .map(|row| {
+                format!(
+                    "client and server pinned apart (server on CPUs {}, client on {}), beside the \
+                     scenario's isolated arrangement",
+                    row.server_cpus.as_deref().unwrap_or("?"),
+                    row.client_cpus.as_deref().unwrap_or("?")
+                )
+            })
+            .unwrap_or_else(|| {
+                "client and server unpinned, beside the scenario's shared arrangement".to_owned()
+            });
+        let _ = writeln!(out, "c={connections}: {placement}.\n");
+        let agreed = agreements(criterion_rows, scenario_rows, connections, isolated);
         let bench_rates: Vec<f64> = agreed.iter().map(|row| row.bench_rps).collect();
         let scenario_rates: Vec<f64> = agreed.iter().map(|row| row.scenario_rps).collect();
         let (bench_ranks, scenario_ranks) = (ranks(&bench_rates), ranks(&scenario_rates));
@@ -243,13 +326,23 @@ pub(crate) fn section(
                 with_rounds.len()
             )
         };
+        let pairs = separated_pairs(&agreed);
+        let separated = if pairs.separated == 0 {
+            String::new()
+        } else {
+            format!(
+                "; of the {} pairs of servers the scenario tells apart (one faster in every \
+                 round; {} pairs in all), the bench orders **{}** the same way",
+                pairs.separated, pairs.pairs, pairs.bench_agrees
+            )
+        };
         match spearman(&bench_rates, &scenario_rates) {
             Some(rho) => {
                 let _ = writeln!(
                     out,
                     "> c={connections}: {} servers measured by both; Spearman's rank correlation of the two \
                      rates **{rho:.2}** (1.00: the same order); {same_order} of {} hold the same rank; the \
-                     bench's rate is {low:.2}–{high:.2}× the scenario's{within}.\n",
+                     bench's rate is {low:.2}–{high:.2}× the scenario's{within}{separated}.\n",
                     agreed.len(),
                     agreed.len()
                 );
@@ -315,6 +408,7 @@ mod tests {
             scenario_rps: 100.0,
             scenario_client_busy: None,
             scenario_rounds: round_range(rounds),
+            scenario_round_rps: rounds.to_vec(),
         };
         assert_eq!(
             agreement(95.0, &[90.0, 110.0, 100.0]).bench_within_rounds(),
@@ -326,5 +420,41 @@ mod tests {
         );
         assert_eq!(agreement(60.0, &[]).bench_within_rounds(), None);
         assert_eq!(round_range(&[3.0, 1.0, 2.0]), Some((1.0, 3.0)));
+    }
+
+    #[test]
+    fn only_pairs_separated_in_every_round_are_scored() {
+        let agreement = |style: &str, bench_rps, rounds: &[f64]| Agreement {
+            style: style.into(),
+            connections: 1,
+            bench_rps,
+            scenario_rps: rounds.iter().sum::<f64>() / rounds.len() as f64,
+            scenario_client_busy: None,
+            scenario_rounds: round_range(rounds),
+            scenario_round_rps: rounds.to_vec(),
+        };
+        let agreed = [
+            // a beats c in every round; b crosses both.
+            agreement("a", 100.0, &[30.0, 31.0, 32.0]),
+            agreement("b", 90.0, &[35.0, 5.0, 20.0]),
+            agreement("c", 120.0, &[10.0, 11.0, 12.0]),
+        ];
+        // One pair (a, c) is separated, and the bench orders it the other way.
+        assert_eq!(
+            separated_pairs(&agreed),
+            SeparatedPairs {
+                separated: 1,
+                bench_agrees: 0,
+                pairs: 3
+            }
+        );
+        let agreed = [agreed[0].clone(), agreement("c", 50.0, &[10.0, 11.0, 12.0])];
+        assert_eq!(separated_pairs(&agreed).bench_agrees, 1);
+        // Too few rounds to tell anything apart.
+        let short = [
+            agreement("a", 1.0, &[3.0, 3.0]),
+            agreement("b", 2.0, &[1.0, 1.0]),
+        ];
+        assert_eq!(separated_pairs(&short).pairs, 0);
     }
 }

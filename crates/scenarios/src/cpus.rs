@@ -127,6 +127,13 @@ pub fn usable() -> nix::Result<CpuList> {
     ))
 }
 
+/// The default isolated split of `usable`: the first half of the CPUs for the server,
+/// the rest for the client (on 2 CPUs: 0 and 1); `None` with fewer than two CPUs, where
+/// client and server cannot be kept apart.
+pub fn isolation_split(usable: &CpuList) -> Option<(CpuList, CpuList)> {
+    (usable.len() >= 2).then(|| usable.split_at(usable.len() / 2))
+}
+
 /// Pins the calling thread to `cpus`; threads and processes it starts afterwards inherit
 /// the set.
 pub fn pin_to(cpus: &CpuList) -> nix::Result<()> {
@@ -140,6 +147,21 @@ pub fn pin_to(cpus: &CpuList) -> nix::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_isolation_split_keeps_client_and_server_apart() {
+        let (server, client) = isolation_split(&CpuList::new([0, 1])).expect("two CPUs");
+        assert_eq!(
+            (server.to_string(), client.to_string()),
+            ("0".into(), "1".into())
+        );
+        let (server, client) = isolation_split(&CpuList::new(0..5)).expect("five CPUs");
+        assert_eq!(
+            (server.to_string(), client.to_string()),
+            ("0-1".into(), "2-4".into())
+        );
+        assert_eq!(isolation_split(&CpuList::new([3])), None);
+    }
 
     #[test]
     fn reads_and_writes_cpu_lists() {

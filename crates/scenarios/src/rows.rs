@@ -308,12 +308,29 @@ pub struct ThroughputBenchRow {
     /// The server's process tree's CPU time per request, µs; `None` when `/proc` could
     /// not be read.
     pub server_cpu_us: Option<f64>,
+    /// How client and server sat on the CPUs, as the Beazley rows name it: `isolated`
+    /// (each pinned to CPUs of its own, [`crate::cpus::isolation_split`]) or `shared`
+    /// (neither pinned); absent in files written before 2026-12-03's second report,
+    /// whose rows were all shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrangement: Option<String>,
+    /// The CPUs the server was pinned to, in `taskset -c` form, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpus: Option<String>,
+    /// The CPUs the client was pinned to, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cpus: Option<String>,
 }
 
 impl ThroughputBenchRow {
     /// The share each connection would get if the server were perfectly even.
     pub fn even_share(&self) -> u64 {
         self.window / self.connections.max(1) as u64
+    }
+
+    /// Whether client and server were pinned apart.
+    pub fn is_isolated(&self) -> bool {
+        self.arrangement.as_deref() == Some("isolated")
     }
 }
 

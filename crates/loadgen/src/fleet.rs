@@ -10,7 +10,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+
 use std::thread;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use crate::LoadError;
 use crate::connection::{Connection, Exchange};
-use crate::report::{LoadReport, Recording, Tally};
+use crate::report::{LoadReport, Recording, SharedTally, Tally};
 use crate::run::{LoadConfig, RequestSpec, StopAfter};
 
 /// Connection attempts in flight at once, over all the fleet's client threads: enough to
@@ -415,19 +415,6 @@ impl Schedule {
     }
 }
 
-/// One client thread's tally, shared by its connections' tasks: a latency histogram is
-/// hundreds of kilobytes, too much to allocate (and zero) once per held connection. The
-/// runtime runs one task at a time, so the lock is never contended, and it is never held
-/// across an await.
-#[derive(Clone)]
-struct SharedTally(Arc<Mutex<Tally>>);
-
-impl SharedTally {
-    fn update(&self, change: impl FnOnce(&mut Tally)) {
-        change(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner));
-    }
-}
-
 /// Drives one thread's connections through a phase; returns those still held and what
 /// they measured.
 async fn drive_share(
@@ -436,7 +423,7 @@ async fn drive_share(
     schedule: Schedule,
     first_index: usize,
 ) -> (Vec<Connection>, Tally) {
-    let tally = SharedTally(Arc::new(Mutex::new(Tally::new())));
+    let tally = SharedTally::new();
     let mut tasks = JoinSet::new();
     for (index, connection) in connections.into_iter().enumerate() {
         let (exchange, tally) = (exchange.clone(), tally.clone());
@@ -453,11 +440,7 @@ async fn drive_share(
             Err(_) => tally.update(|tally| tally.failed += 1),
         }
     }
-    let tally = std::mem::replace(
-        &mut *tally.0.lock().unwrap_or_else(PoisonError::into_inner),
-        Tally::new(),
-    );
-    (kept, tally)
+    (kept, tally.take())
 }
 
 /// Where one held connection stands in a phase.

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use crate::LoadError;
 use crate::connection::{Connection, Exchange};
-use crate::report::{LoadReport, Recording, Tally};
+use crate::report::{LoadReport, Recording, SharedTally, Tally};
 
 /// What each request is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,10 +203,11 @@ fn run_client_thread(
         .map_err(LoadError::Runtime)?;
     runtime.block_on(async {
         let start = Instant::now();
+        let tally = SharedTally::new();
         let mut tasks = tokio::task::JoinSet::new();
         for &connection_idx in connection_ids {
             let plan = Plan::new(config, start, connection_idx);
-            let (addr, exchange) = (config.addr, exchange.clone());
+            let (addr, exchange, tally) = (config.addr, exchange.clone(), tally.clone());
             let (replies, sent) = (Arc::clone(replies), Arc::clone(sent));
             let (request_limit, request_timeout) = (config.stop.requests, config.request_timeout);
             tasks.spawn(async move {
@@ -214,21 +215,23 @@ fn run_client_thread(
                     addr,
                     &exchange,
                     plan,
-                    request_limit,
-                    request_timeout,
-                    &replies,
-                    &sent,
+                    Limits {
+                        requests: request_limit,
+                        request_timeout,
+                    },
+                    &tally,
+                    Counters {
+                        replies: &replies,
+                        sent: &sent,
+                    },
                 )
-                .await
+                .await;
             });
         }
-        let mut tally = Tally::new();
         while let Some(joined) = tasks.join_next().await {
-            let connection_tally =
-                joined.map_err(|error| LoadError::Runtime(std::io::Error::other(error)))?;
-            tally.merge(&connection_tally);
+            joined.map_err(|error| LoadError::Runtime(std::io::Error::other(error)))?;
         }
-        Ok(tally)
+        Ok(tally.take())
     })
 }
 
@@ -295,15 +298,15 @@ async fn drive_connection(
     addr: SocketAddr,
     exchange: &Exchange,
     plan: Plan,
-    request_limit: Option<u64>,
-    request_timeout: Duration,
-    replies: &AtomicU64,
-    sent: &AtomicU64,
-) -> Tally {
-    let mut kept = Tally::new();
-    // Where a settling run's first requests go, to be dropped: allocated once, only
-    // when there is a settle.
-    let mut settling = (plan.record_from > Instant::now()).then(Tally::new);
+    limits: Limits,
+    kept: &SharedTally,
+    counters: Counters<'_>,
+) {
+    let Limits {
+        requests: request_limit,
+        request_timeout,
+    } = limits;
+    let Counters { replies, sent } = counters;
     let mut connection: Option<Connection> = None;
     let mut request_idx: u32 = 0;
     // Open loop, when the run ended on time: the first request that fell due and was
@@ -331,9 +334,10 @@ async fn drive_connection(
             break;
         }
         // Settling: what this request does is not recorded (a failure still reconnects).
-        let tally = match settling.as_mut() {
-            Some(settling) if due < plan.record_from => settling,
-            _ => &mut kept,
+        let tally = if due < plan.record_from {
+            Sink::Settling
+        } else {
+            Sink::Kept(kept)
         };
         if request_limit.is_some_and(|limit| sent.fetch_add(1, Ordering::Relaxed) >= limit) {
             break;
@@ -343,7 +347,7 @@ async fn drive_connection(
             None => match tokio::time::timeout_at(plan.send_until, Connection::open(addr)).await {
                 Ok(Ok(opened)) => connection.insert(opened),
                 Ok(Err(_)) => {
-                    tally.failed += 1;
+                    tally.update(|tally| tally.failed += 1);
                     // Refused or reset: back off briefly rather than spin on connect.
                     tokio::time::sleep(RECONNECT_BACK_OFF).await;
                     continue;
@@ -359,7 +363,7 @@ async fn drive_connection(
         match tokio::time::timeout_at(cutoff, open.exchange(exchange)).await {
             Ok(Ok(verdict)) => {
                 let latency = due.elapsed();
-                tally.record(verdict, latency);
+                tally.update(|tally| tally.record(verdict, latency));
                 replies.fetch_add(1, Ordering::Relaxed);
                 if !verdict.keeps_connection() {
                     // A wrong answer may mean a desynchronised stream: start afresh,
@@ -369,25 +373,30 @@ async fn drive_connection(
                 }
             }
             Ok(Err(_)) => {
-                tally.failed += 1;
+                tally.update(|tally| tally.failed += 1);
                 connection = None;
                 tokio::time::sleep(RECONNECT_BACK_OFF).await;
             }
             Err(_) if Instant::now() >= plan.send_until => {
                 // Still waiting when the run ended (a server serving someone else).
-                tally.unanswered += 1;
-                tally.record_lower_bound(due.elapsed());
+                let waited = due.elapsed();
+                tally.update(|tally| {
+                    tally.unanswered += 1;
+                    tally.record_lower_bound(waited);
+                });
                 first_unsent = Some(request_idx);
                 break;
             }
             Err(_) => {
-                tally.timed_out += 1;
-                tally.record_lower_bound(due.elapsed());
+                let waited = due.elapsed();
+                tally.update(|tally| {
+                    tally.timed_out += 1;
+                    tally.record_lower_bound(waited);
+                });
                 connection = None;
             }
         }
     }
-    let mut tally = kept;
     if let (Some((first, interval)), Some(first_unsent)) = (plan.schedule, first_unsent) {
         let given_up = Instant::now();
         let mut idx = first_unsent;
@@ -398,8 +407,10 @@ async fn drive_connection(
             }
             // Due while settling: not recorded, like the requests that were sent then.
             if due >= plan.record_from {
-                tally.unsent += 1;
-                tally.record_lower_bound(given_up.saturating_duration_since(due));
+                kept.update(|tally| {
+                    tally.unsent += 1;
+                    tally.record_lower_bound(given_up.saturating_duration_since(due));
+                });
             }
             let Some(next) = idx.checked_add(1) else {
                 break;
@@ -407,7 +418,36 @@ async fn drive_connection(
             idx = next;
         }
     }
-    tally
+}
+
+/// A connection's bounds: the run's shared request limit and each request's timeout.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    requests: Option<u64>,
+    request_timeout: Duration,
+}
+
+/// The run's progress counters, shared by every thread.
+#[derive(Debug, Clone, Copy)]
+struct Counters<'a> {
+    replies: &'a AtomicU64,
+    sent: &'a AtomicU64,
+}
+
+/// Where one request's outcome goes: the thread's tally, or nowhere while the run
+/// settles.
+#[derive(Clone, Copy)]
+enum Sink<'a> {
+    Kept(&'a SharedTally),
+    Settling,
+}
+
+impl Sink<'_> {
+    fn update(self, change: impl FnOnce(&mut Tally)) {
+        if let Self::Kept(tally) = self {
+            tally.update(change);
+        }
+    }
 }
 
 /// A fresh latency histogram: 1 µs to 10 minutes at three significant digits.

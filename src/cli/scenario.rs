@@ -521,6 +521,37 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
     Ok(())
 }
 
+/// The servers of a scenario that drives `workload` at the protocol's default bound:
+/// the named styles, each checked to run it (one that cannot is a usage error giving its
+/// reason), then the Python peers `requested`.
+pub(super) fn contenders_for(
+    concbench: &Path,
+    styles: &[&str],
+    workload: Workload,
+    requested: Option<Peers>,
+    workers: NonZeroUsize,
+) -> anyhow::Result<(Vec<Contender>, PythonPeers)> {
+    for style in styles {
+        if let Some(entry) = catalog::find(style)
+            && let Support::NotApplicable(reason) = (entry.support)(workload)
+        {
+            bail!("{style} does not run {workload}: {reason}");
+        }
+    }
+    let mut contenders: Vec<_> = styles
+        .iter()
+        .map(|style| rust_contender(concbench, style, DEFAULT_MAX_N, workers))
+        .collect();
+    let (peers, python) = python_peers(
+        requested,
+        Path::new(PYTHON_PEERS_DIR),
+        DEFAULT_MAX_N,
+        workers,
+    )?;
+    contenders.extend(peers);
+    Ok((contenders, python))
+}
+
 pub(super) fn rust_contender(
     concbench: &Path,
     style: &str,

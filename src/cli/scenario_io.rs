@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use scenarios::io::{self as io_scenario, BACKEND_CHECK_IN_FLIGHT, IoConfig, IoOutcome};
 use scenarios::{ChildRegistry, IoRow};
-use workloads::protocol::DEFAULT_MAX_N;
 use workloads::{Support, Workload};
 
 use super::scenario::{Peers, PythonPeers};
@@ -74,24 +73,13 @@ pub(crate) fn run(args: &IoArgs, registry: &ChildRegistry) -> anyhow::Result<()>
     } else {
         args.styles.iter().map(String::as_str).collect()
     };
-    for style in &styles {
-        if let Some(entry) = catalog::find(style)
-            && let Support::NotApplicable(reason) = (entry.support)(Workload::IoWait)
-        {
-            bail!("{style} does not run io_wait: {reason}");
-        }
-    }
-    let mut contenders: Vec<_> = styles
-        .iter()
-        .map(|style| super::scenario::rust_contender(&concbench, style, DEFAULT_MAX_N, workers))
-        .collect();
-    let (peers, python) = super::scenario::python_peers(
+    let (contenders, python) = super::scenario::contenders_for(
+        &concbench,
+        &styles,
+        Workload::IoWait,
         args.peers,
-        std::path::Path::new(super::scenario::PYTHON_PEERS_DIR),
-        DEFAULT_MAX_N,
         workers,
     )?;
-    contenders.extend(peers);
     let seed = args.seed.unwrap_or_else(super::seed_from_clock);
     let config = IoConfig {
         concbench,

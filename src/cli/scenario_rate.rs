@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use scenarios::rate_sweep::{self, KNEE_P99_US, RateSweepConfig, RateSweepOutcome};
 use scenarios::{ChildRegistry, RateRow};
-use workloads::protocol::DEFAULT_MAX_N;
 use workloads::{ServerModel, Support, Workload};
 
 use super::scenario::{Peers, PythonPeers};
@@ -96,24 +95,13 @@ pub(crate) fn run(args: &RateSweepArgs, registry: &ChildRegistry) -> anyhow::Res
     } else {
         args.styles.iter().map(String::as_str).collect()
     };
-    for style in &styles {
-        if let Some(entry) = catalog::find(style)
-            && let Support::NotApplicable(reason) = (entry.support)(Workload::Throughput)
-        {
-            bail!("{style} does not run throughput: {reason}");
-        }
-    }
-    let mut contenders: Vec<_> = styles
-        .iter()
-        .map(|style| super::scenario::rust_contender(&concbench, style, DEFAULT_MAX_N, workers))
-        .collect();
-    let (peers, python) = super::scenario::python_peers(
+    let (contenders, python) = super::scenario::contenders_for(
+        &concbench,
+        &styles,
+        Workload::Throughput,
         args.peers,
-        std::path::Path::new(super::scenario::PYTHON_PEERS_DIR),
-        DEFAULT_MAX_N,
         workers,
     )?;
-    contenders.extend(peers);
     if let Some(dir) = &args.hgrm {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the --hgrm folder {}", dir.display()))?;

@@ -367,25 +367,22 @@ pub fn write(
 fn read_rows_optional<T: serde::de::DeserializeOwned>(
     path: &Path,
 ) -> Result<Option<Vec<T>>, ReportError> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let text = fs::read_to_string(path).map_err(|source| ReportError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    scenarios::read_rows(&text)
-        .map(Some)
-        .map_err(|message| ReportError::Parse {
-            path: path.to_path_buf(),
-            message,
-        })
+    read_optional_with(path, scenarios::read_rows)
 }
 
 /// The engine's rows, when present: schema version 3 (a sweep), or 2 (one run, read as
 /// a sweep of one); another version is an error naming the file, not a silent
 /// misreading.
 pub fn read_measure(path: &Path) -> Result<Option<MeasureFile>, ReportError> {
+    read_optional_with(path, MeasureFile::parse)
+}
+
+/// `parse` applied to the text of `path`; `None` when there is no such file, and an
+/// error naming the file when it cannot be read or parsed.
+fn read_optional_with<T>(
+    path: &Path,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>, ReportError> {
     if !path.exists() {
         return Ok(None);
     }
@@ -393,7 +390,7 @@ pub fn read_measure(path: &Path) -> Result<Option<MeasureFile>, ReportError> {
         path: path.to_path_buf(),
         source,
     })?;
-    MeasureFile::parse(&text)
+    parse(&text)
         .map(Some)
         .map_err(|message| ReportError::Parse {
             path: path.to_path_buf(),

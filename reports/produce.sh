@@ -71,11 +71,16 @@ two_hosts() {
     for ns in "$netns_client" "$netns_server"; do ip -n "$ns" link set lo up; done
     ip -n "$netns_client" link set cbp-cli up
     ip -n "$netns_server" link set cbp-srv up
+    # Run as a `step`, this function is an `if` condition, where `set -e` does not
+    # apply: the scenario's status is the function's.
+    local status=0
     ip netns exec "$netns_client" "$concbench" scenario beazley \
         --server-launcher "ip netns exec $netns_server" --server-host 169.254.77.2 \
-        --arrangements shared --workers "$(nproc)" --peers none --no-redis --save-as beazley-netns
+        --arrangements shared --workers "$(nproc)" --peers none --no-redis --save-as beazley-netns ||
+        status=$?
     remove_namespaces
     trap - EXIT
+    return "$status"
 }
 
 if [[ -n $(git status --porcelain --untracked-files=no) ]]; then
@@ -83,17 +88,31 @@ if [[ -n $(git status --porcelain --untracked-files=no) ]]; then
 fi
 install_redis
 
+# A step that fails is reported and the others still run, so that an hour of
+# measurement is not thrown away for one failing step; the script then exits non-zero
+# naming the steps that failed; the report leaves out what they would have measured.
+failed=()
+step() {
+    local name=$1
+    shift
+    echo "== $name"
+    if ! "$@"; then
+        echo "== $name FAILED (exit $?); going on with the other steps" >&2
+        failed+=("$name")
+    fi
+}
+
 rm -rf "$CARGO_TARGET_DIR/criterion" "$CARGO_TARGET_DIR/concbench"
-cargo bench
+step "cargo bench" cargo bench
 cargo build --release
 concbench="$CARGO_TARGET_DIR/release/concbench"
-"$concbench" measure
-"$concbench" scenario beazley
-two_hosts
-"$concbench" scenario rate-sweep --hgrm "$CARGO_TARGET_DIR/concbench/hgrm"
-"$concbench" scenario tasks
-"$concbench" scenario connections
-"$concbench" scenario io
+step measure "$concbench" measure
+step beazley "$concbench" scenario beazley
+step two-hosts two_hosts
+step rate-sweep "$concbench" scenario rate-sweep --hgrm "$CARGO_TARGET_DIR/concbench/hgrm"
+step tasks "$concbench" scenario tasks
+step connections "$concbench" scenario connections
+step io "$concbench" scenario io
 # The newest committed report of another day or host, for `report --compare`.
 this_folder="$(date -u +%F)-$(hostname)"
 previous=$(find reports -mindepth 1 -maxdepth 1 -type d -name '20*' ! -name "$this_folder" | sort | tail -1)
@@ -101,4 +120,8 @@ if [[ -n $previous ]]; then
     "$concbench" report --compare "$previous"
 else
     "$concbench" report
+fi
+if ((${#failed[@]})); then
+    echo "produce.sh: these steps failed, their results are missing from the report: ${failed[*]}" >&2
+    exit 1
 fi

@@ -308,6 +308,9 @@ fn cohort_table(row: &CohortRow) -> String {
             replica.format_ratio(3)
         ));
     }
+    for left_out in &row.not_attempted {
+        out.push_str(&format!("{}: {}\n", left_out.style, left_out.reason));
+    }
     out.push('\n');
     out
 }

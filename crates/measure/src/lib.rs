@@ -136,13 +136,43 @@ pub fn measure_cohort(
     };
     let with_capacity =
         suite::find(&capacity_id).is_some_and(|(entry, case)| case.applies_to(entry).is_ok());
-    let layout = CohortLayout::new(cohort.len(), reference_index, with_capacity);
     let mut ids = cohort.to_vec();
     ids.push(cohort[reference_index].clone());
     if with_capacity {
         ids.push(capacity_id);
     }
-    let mut workers = start_all(program, &ids, Side::Only)?;
+    // A style may refuse this cohort's configuration when its worker starts (see
+    // `worker::serve`): it is left out with its reason, the rest are measured. The
+    // reference and the instruments must run.
+    let mut workers = Vec::with_capacity(ids.len());
+    let mut measured = Vec::with_capacity(cohort.len());
+    let mut not_attempted = Vec::new();
+    for (index, started) in start_each(program, &ids, Side::Only)?
+        .into_iter()
+        .enumerate()
+    {
+        match started {
+            Ok(worker) => {
+                if index < cohort.len() {
+                    measured.push(cohort[index].clone());
+                }
+                workers.push(worker);
+            }
+            Err(reason) if index < cohort.len() && index != reference_index => {
+                not_attempted.push(rows::NotAttempted {
+                    style: cohort[index].style.clone(),
+                    reason,
+                });
+            }
+            Err(reason) => return Err(MeasureError::Unusable(reason)),
+        }
+    }
+    let cohort = measured.as_slice();
+    let reference_index = cohort
+        .iter()
+        .position(|id| id.style == reference)
+        .unwrap_or(reference_index);
+    let layout = CohortLayout::new(cohort.len(), reference_index, with_capacity);
     let mut iterations = Vec::with_capacity(workers.len());
     for worker in &mut workers {
         iterations.push(engine::calibrate(worker, plan.sample_target)?);
@@ -164,13 +194,9 @@ pub fn measure_cohort(
     let outcome = engine::run(&mut contenders, &schedule, progress)?;
     drop(contenders);
     drop(workers);
-    Ok(cohort_row(
-        cohort,
-        reference,
-        &layout,
-        &iterations,
-        &outcome,
-    ))
+    let mut row = cohort_row(cohort, reference, &layout, &iterations, &outcome);
+    row.not_attempted = not_attempted;
+    Ok(row)
 }
 
 /// Where each contender of a cohort run stands, and which ratios the run estimates.
@@ -311,6 +337,7 @@ pub fn cohort_row(
         styles,
         capacity,
         gauge: Some(gauge),
+        not_attempted: Vec::new(),
     }
 }
 
@@ -453,16 +480,32 @@ fn start_all(
     ids: &[BenchmarkId],
     side: Side,
 ) -> Result<Vec<WorkerProcess>, MeasureError> {
+    start_each(program, ids, side)?
+        .into_iter()
+        .map(|started| started.map_err(MeasureError::Unusable))
+        .collect()
+}
+
+/// Starts a worker per benchmark, all at once, and waits for each: ready, or the
+/// reason it does not run here (`Err`, its worker already gone). A worker that fails
+/// is an error.
+fn start_each(
+    program: &WorkerProgram,
+    ids: &[BenchmarkId],
+    side: Side,
+) -> Result<Vec<Result<WorkerProcess, String>>, MeasureError> {
     let mut workers = Vec::with_capacity(ids.len());
     for id in ids {
         workers.push(program.spawn(id, side)?);
     }
-    for worker in &mut workers {
-        if let Readiness::Unknown(message) = worker.wait_ready()? {
-            return Err(MeasureError::Unusable(message));
-        }
+    let mut started = Vec::with_capacity(workers.len());
+    for mut worker in workers {
+        started.push(match worker.wait_ready()? {
+            Readiness::Ready => Ok(worker),
+            Readiness::Unknown(message) => Err(message),
+        });
     }
-    Ok(workers)
+    Ok(started)
 }
 
 #[cfg(test)]

@@ -173,6 +173,20 @@ pub struct CohortRow {
     pub capacity: Option<StyleRow>,
     /// The reference against a replica of itself: the run's noise.
     pub gauge: Option<NoiseGauge>,
+    /// Styles of the cohort that refused this configuration when their worker started
+    /// (the pool's `ping_pong` needs two workers, so a 1-worker point of the core-count
+    /// sweep has no pool row), with the reason; absent in files that had none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_attempted: Vec<NotAttempted>,
+}
+
+/// A style left out of one cohort, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotAttempted {
+    /// The style.
+    pub style: String,
+    /// Its worker's reason, `not attempted: …`.
+    pub reason: String,
 }
 
 /// One style in a cohort.

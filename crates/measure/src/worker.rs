@@ -9,7 +9,7 @@
 use std::io::{BufRead, Read, Write};
 use std::time::Instant;
 
-use workloads::StyleConfig;
+use workloads::{StyleConfig, StyleError};
 
 use crate::MeasureError;
 use crate::cpu;
@@ -54,7 +54,19 @@ pub fn serve(
         }
     };
     // The first answer is checked before anything is timed (and warms the style up).
-    let first = case.run(&*style).map_err(|error| error.to_string());
+    // A style that refuses this configuration (the pool's `ping_pong` on one worker)
+    // does not run here, like a workload it does not do: the engine leaves it out of
+    // the cohort with the reason, instead of failing the run.
+    let first = match case.run(&*style) {
+        Err(StyleError::Config(reason)) => {
+            let message = format!(
+                "`{id}` does not run here: not attempted at {} workers: {reason}",
+                config.workers
+            );
+            return send(&mut output, &Reply::Unknown { message });
+        }
+        first => first.map_err(|error| error.to_string()),
+    };
     if let Err(message) = first.and_then(|answer| case.check(&answer)) {
         return fail(&mut output, format!("{id}: {message}"));
     }
@@ -189,6 +201,19 @@ mod tests {
             panic!("unknown");
         };
         assert!(message.contains("n/a"), "{message}");
+
+        // The pool's ping_pong needs two workers: at one it is left out with the reason,
+        // not a failure that would end the whole run.
+        let id = BenchmarkId::parse("ping_pong/pool/10000").expect("id");
+        let mut output = Vec::new();
+        serve(&id, &config(), &b""[..], &mut output).expect("says not attempted");
+        let [Reply::Unknown { message }] = &replies(&output)[..] else {
+            panic!("not attempted: {:?}", replies(&output));
+        };
+        assert!(
+            message.contains("not attempted at 1 workers") && message.contains("2 workers"),
+            "{message}"
+        );
 
         let id = BenchmarkId::parse("fib_batch/seq/64x27").expect("id");
         let mut output = Vec::new();

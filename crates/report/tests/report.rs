@@ -340,6 +340,7 @@ fn engine_run(
                 widest_half_width: 0.009,
                 styles: vec!["evloop".into()],
             }),
+            not_attempted: Vec::new(),
         }],
     }
 }

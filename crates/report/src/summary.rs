@@ -235,7 +235,9 @@ pub(crate) fn markdown(
                     &mut out,
                     &group_rows,
                     bench,
-                    &crate::isolation::main_rows(loaded.beazley.as_deref().unwrap_or_default()),
+                    // All rows: the section picks the isolated ones for a bench row whose
+                    // client and server were pinned apart, the shared ones otherwise.
+                    loaded.beazley.as_deref().unwrap_or_default(),
                 );
             }
         } else {

@@ -155,6 +155,15 @@ fn write_table(out: &mut impl Write, report: &LoadReport) -> io::Result<()> {
             report.unasked, report.overlong
         )?;
     }
+    if let Some(lateness) = report.send_lateness {
+        writeln!(
+            out,
+            "the client sent {} late at p50, {} at p99, {} at most (inside every latency above)",
+            super::format_micros(lateness.p50_us),
+            super::format_micros(lateness.p99_us),
+            super::format_micros(lateness.max_us),
+        )?;
+    }
     if report.latency_lower_bounds > 0 {
         writeln!(
             out,

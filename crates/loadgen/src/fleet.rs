@@ -486,6 +486,7 @@ async fn drive_held(
                 None
             }
             Held::Open(connection) => {
+                let free_at = Instant::now();
                 tokio::time::sleep_until(due).await;
                 if Instant::now() >= schedule.send_until + DRAIN_GRACE {
                     let waited = due.elapsed();
@@ -495,6 +496,12 @@ async fn drive_held(
                     });
                     None
                 } else {
+                    // tokio's timer: up to its 1 ms tick late, recorded as such. Ten
+                    // thousand held connections cannot each have a timerfd of their own
+                    // (the descriptor limit), and a held connection's interval is at
+                    // least `MIN_IDLE_INTERVAL` anyway.
+                    let lateness = free_at.max(due).elapsed();
+                    tally.update(|tally| tally.record_send_lateness(lateness));
                     exchange_held(connection, exchange, due, schedule, tally).await
                 }
             }

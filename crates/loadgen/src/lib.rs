@@ -18,11 +18,13 @@
 //! by default, like `redis-benchmark`), in its own process: it never shares a runtime
 //! with the server it measures.
 
-#![forbid(unsafe_code)]
+// One audited exception, in `pacing`: registering a timerfd with tokio's reactor.
+#![deny(unsafe_code)]
 
 mod connection;
 mod fleet;
 pub mod hgrm;
+mod pacing;
 mod report;
 mod run;
 
@@ -34,7 +36,7 @@ pub use hgrm::{
     HgrmParseError, PercentileDistribution, parse_percentile_distribution,
     write_percentile_distribution,
 };
-pub use report::{LatencySummary, LoadReport, Recording};
+pub use report::{LatencySummary, LoadReport, Recording, SendLateness};
 pub use run::{LoadConfig, Progress, RequestSpec, StopAfter, record, run};
 
 /// Client threads for a closed-loop throughput measurement over many connections, the

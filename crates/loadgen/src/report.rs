@@ -60,6 +60,10 @@ pub(crate) struct Tally {
     pub(crate) unsent: u64,
     /// Latencies in the histogram that are lower bounds: timed out, unanswered, unsent.
     pub(crate) lower_bounds: u64,
+    /// Open loop: how long after it could first be sent (its due time, or the previous
+    /// reply when that came later) each request went out, µs: the client's own delay,
+    /// which is inside every latency it times from the due time.
+    pub(crate) send_lateness: Histogram<u64>,
 }
 
 impl Tally {
@@ -76,7 +80,14 @@ impl Tally {
             unanswered: 0,
             unsent: 0,
             lower_bounds: 0,
+            send_lateness: new_histogram(),
         }
+    }
+
+    /// An open-loop request due `lateness` before it was sent.
+    pub(crate) fn record_send_lateness(&mut self, lateness: Duration) {
+        let micros = u64::try_from(lateness.as_micros()).unwrap_or(u64::MAX);
+        self.send_lateness.saturating_record(micros);
     }
 
     pub(crate) fn record(&mut self, verdict: Verdict, latency: Duration) {
@@ -112,6 +123,7 @@ impl Tally {
     pub(crate) fn merge(&mut self, other: &Tally) {
         // Both histograms have the same bounds, so adding cannot fail.
         let _ = self.latencies.add(&other.latencies);
+        let _ = self.send_lateness.add(&other.send_lateness);
         self.right += other.right;
         self.server_errors += other.server_errors;
         self.wrong += other.wrong;
@@ -192,6 +204,25 @@ pub struct LoadReport {
     /// loop: from the time the request was due.
     #[serde(flatten)]
     pub latency: LatencySummary,
+    /// Open loop: how late the client itself sent its requests, over every request it
+    /// sent; `None` in a closed loop (which never waits to send). Counted from when a
+    /// request could first be sent: its due time, or the previous reply on its
+    /// connection when that came after it (a wait that is the server's, and in the
+    /// latency anyway). This delay is inside every latency above, so a latency near it
+    /// measures the client, not the server.
+    pub send_lateness: Option<SendLateness>,
+}
+
+/// How late an open-loop client sent its requests, µs from when each could first be
+/// sent.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SendLateness {
+    /// Median.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// Largest.
+    pub max_us: u64,
 }
 
 /// What a load run recorded before it is summarised: its counts and the whole latency
@@ -282,6 +313,14 @@ impl LoadReport {
                 max_us: any.then(|| latencies.max()),
                 mean_us: any.then(|| latencies.mean()),
             },
+            send_lateness: (config.rate.is_some() && !tally.send_lateness.is_empty()).then(|| {
+                let lateness = &tally.send_lateness;
+                SendLateness {
+                    p50_us: lateness.value_at_quantile(0.50),
+                    p99_us: lateness.value_at_quantile(0.99),
+                    max_us: lateness.max(),
+                }
+            }),
         }
     }
 

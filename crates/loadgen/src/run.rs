@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use crate::LoadError;
 use crate::connection::{Connection, Exchange};
+use crate::pacing::Pacer;
 use crate::report::{LoadReport, Recording, SharedTally, Tally};
 
 /// What each request is.
@@ -201,6 +202,9 @@ fn run_client_thread(
         .enable_all()
         .build()
         .map_err(LoadError::Runtime)?;
+    if config.rate.is_some() {
+        crate::pacing::tighten_timer_slack();
+    }
     runtime.block_on(async {
         let start = Instant::now();
         let tally = SharedTally::new();
@@ -312,10 +316,17 @@ async fn drive_connection(
     // Open loop, when the run ended on time: the first request that fell due and was
     // never sent.
     let mut first_unsent: Option<u32> = None;
+    // Only an open loop waits to send; a closed loop needs no timer of its own.
+    let pacer = match plan.schedule {
+        Some(_) => Pacer::precise(),
+        None => Pacer::Coarse,
+    };
     if plan.first_send > Instant::now() {
         tokio::time::sleep_until(plan.first_send.min(plan.send_until)).await;
     }
     loop {
+        // When this connection became free to send: the previous reply, or the start.
+        let mut free_at = Instant::now();
         // Open loop: wait until this request is due. Its latency counts from then.
         let due = match plan.schedule {
             Some((first, interval)) => {
@@ -324,7 +335,7 @@ async fn drive_connection(
                 if due >= plan.send_until {
                     break;
                 }
-                tokio::time::sleep_until(due).await;
+                pacer.sleep_until(due).await;
                 due
             }
             None => Instant::now(),
@@ -345,7 +356,11 @@ async fn drive_connection(
         let open = match connection.as_mut() {
             Some(open) => open,
             None => match tokio::time::timeout_at(plan.send_until, Connection::open(addr)).await {
-                Ok(Ok(opened)) => connection.insert(opened),
+                Ok(Ok(opened)) => {
+                    // Opening waited on the server's accept: not the client's delay.
+                    free_at = Instant::now();
+                    connection.insert(opened)
+                }
                 Ok(Err(_)) => {
                     tally.update(|tally| tally.failed += 1);
                     // Refused or reset: back off briefly rather than spin on connect.
@@ -358,6 +373,12 @@ async fn drive_connection(
                 }
             },
         };
+        if plan.schedule.is_some() {
+            // The client's own delay: from when the request could first be sent (its due
+            // time, or, when the previous reply or a reconnect ended later, then) to now.
+            let lateness = free_at.max(due).elapsed();
+            tally.update(|tally| tally.record_send_lateness(lateness));
+        }
         // A request sent before `send_until` may finish up to DRAIN_GRACE after it.
         let cutoff = (Instant::now() + request_timeout).min(plan.send_until + DRAIN_GRACE);
         match tokio::time::timeout_at(cutoff, open.exchange(exchange)).await {

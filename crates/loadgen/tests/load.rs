@@ -62,6 +62,10 @@ fn counts_every_right_answer_and_stops_at_the_request_limit() {
         );
         assert!(p50 <= p99 && p99 <= max, "{report:?}");
         assert!(report.rps > 0.0);
+        assert_eq!(
+            report.send_lateness, None,
+            "a closed loop never waits to send"
+        );
     }
 }
 
@@ -139,6 +143,11 @@ fn open_loop_sends_at_the_target_rate() {
     // 100 requests are due in the second: never more are sent. A loaded machine may
     // send fewer (a request due after the end is not sent late), but not half as many.
     assert!((50..=101).contains(&report.requests), "{report:?}");
+    // The client says how late it sent: a lateness for every run that paced requests.
+    let lateness = report
+        .send_lateness
+        .expect("an open loop records send lateness");
+    assert!(lateness.p50_us <= lateness.p99_us && lateness.p99_us <= lateness.max_us);
 }
 
 #[test]
@@ -167,6 +176,12 @@ fn a_stalled_server_is_charged_from_the_due_time() {
         report.latency.max_us.is_some_and(|max| max >= 150_000),
         "{report:?}"
     );
+    // …but that wait was the server's: the client sent each request as soon as the
+    // previous reply let it, so its own lateness is far below the 50 ms service time.
+    let lateness = report
+        .send_lateness
+        .expect("an open loop records send lateness");
+    assert!(lateness.p50_us < 25_000, "{report:?}");
 }
 
 #[test]

@@ -69,6 +69,24 @@ pub(crate) fn section(out: &mut String, rows: &[RateRow], files: &[String]) {
          every request answered right.\n",
         format_micros(KNEE_P99_US)
     );
+    // The client's own lateness is inside every latency: say how large it was, so a
+    // reader can tell a server's microseconds from the client's.
+    match rows.iter().filter_map(|row| row.send_lateness_p99_us).max() {
+        Some(worst) => {
+            let _ = writeln!(
+                out,
+                "The client paces each connection with a timerfd of its own and records how late it \
+                 sent each request (**send lateness**, the client's share of every latency): at most \
+                 {} at p99 in any phase below (column *client late p99*).\n",
+                format_micros(worst)
+            );
+        }
+        None => out.push_str(
+            "These rows do not record the client's send lateness: they were measured before the \
+             client paced with a timerfd, when it waited on tokio's 1 ms timer and every latency \
+             could carry up to 1 ms of the client's own lateness.\n\n",
+        ),
+    }
     out.push_str(
         "| server | language | connections | closed-loop max req/s | knee |\n|---|---|---:|---:|---|\n",
     );
@@ -107,19 +125,21 @@ pub(crate) fn section(out: &mut String, rows: &[RateRow], files: &[String]) {
             knee_text(&mine)
         );
         out.push_str(
-            "| of max | offered req/s | achieved req/s | p50 | p99 | p99.9 | answered/due |\n\
-             |---:|---:|---:|---:|---:|---:|---:|\n",
+            "| of max | offered req/s | achieved req/s | p50 | p99 | p99.9 | client late p99 | answered/due |\n\
+             |---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         for row in mine {
             let _ = writeln!(
                 out,
-                "| {} % | {:.0} | {:.0} | {} | {} | {} | {}/{} |",
+                "| {} % | {:.0} | {:.0} | {} | {} | {} | {} | {}/{} |",
                 percent(row.fraction),
                 row.offered_rps,
                 row.achieved_rps,
                 latency(row.p50_us, row),
                 latency(row.p99_us, row),
                 latency(row.p999_us, row),
+                row.send_lateness_p99_us
+                    .map_or_else(|| "—".to_owned(), format_micros),
                 row.answered,
                 row.due
             );
@@ -276,6 +296,8 @@ mod tests {
             errors: 0,
             failed: lower_bounds,
             latency_lower_bounds: lower_bounds,
+            send_lateness_p99_us: Some(40),
+            send_lateness_max_us: Some(200),
         }
     }
 
@@ -299,12 +321,29 @@ mod tests {
             "![p50 and p99 against the offered rate, per server](rate_sweep.svg)",
             "### `tokio`\n\nClosed-loop maximum 40000 req/s over 32 connections; knee: 80 % of max",
             // In fraction order, whatever the rows' order; lower bounds marked.
-            "| 10 % | 4000 | 4000 | 100.0 µs | 300.0 µs | 600.0 µs | 1000/1000 |\n| 80 % |",
-            "| 110 % | 44000 | 44000 | ≥ 30.00 ms | ≥ 90.00 ms | ≥ 180.00 ms | 988/1000 |",
+            "| 10 % | 4000 | 4000 | 100.0 µs | 300.0 µs | 600.0 µs | 40.0 µs | 1000/1000 |\n| 80 % |",
+            "| 110 % | 44000 | 44000 | ≥ 30.00 ms | ≥ 90.00 ms | ≥ 180.00 ms | 40.0 µs | 988/1000 |",
+            "at most 40.0 µs at p99 in any phase below",
         ] {
             assert!(out.contains(expected), "{expected} missing:\n{out}");
         }
         assert!(out.find("### `tokio`") < out.find("### `threads`"), "{out}");
+
+        // Rows from before the client recorded its lateness say so instead.
+        let mut old = rows();
+        for row in &mut old {
+            row.send_lateness_p99_us = None;
+        }
+        let mut out = String::new();
+        section(&mut out, &old, &[]);
+        assert!(
+            out.contains("do not record the client's send lateness"),
+            "{out}"
+        );
+        assert!(
+            out.contains("| 300.0 µs | 600.0 µs | — | 1000/1000 |"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -269,6 +269,8 @@ fn row(
         errors: report.errors + report.wrong,
         failed: report.failed + report.timed_out + report.unanswered + report.unsent,
         latency_lower_bounds: report.latency_lower_bounds,
+        send_lateness_p99_us: report.send_lateness.map(|lateness| lateness.p99_us),
+        send_lateness_max_us: report.send_lateness.map(|lateness| lateness.max_us),
     }
 }
 
@@ -364,6 +366,8 @@ mod tests {
             errors: 0,
             failed: lower_bounds,
             latency_lower_bounds: lower_bounds,
+            send_lateness_p99_us: Some(40),
+            send_lateness_max_us: Some(200),
         }
     }
 

@@ -406,4 +406,12 @@ pub struct RateRow {
     /// time until the client gave up): when not 0, the percentiles are at least what the
     /// row says.
     pub latency_lower_bounds: u64,
+    /// The client's send lateness at p99, µs from each sent request's due time: the part
+    /// of every latency that is the client's, not the server's. Absent in rows written
+    /// before the client paced with a timerfd (when it was up to 1 ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lateness_p99_us: Option<u64>,
+    /// The client's largest send lateness, µs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_lateness_max_us: Option<u64>,
 }

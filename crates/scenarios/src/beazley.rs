@@ -610,7 +610,7 @@ impl<'a> Measured<'a> {
                     registry,
                     self.server.addr(),
                     count.connections,
-                    requests,
+                    (requests, report.rps),
                 )
                 .map_err(|message| {
                     ScenarioError::ReferenceClient {
@@ -686,17 +686,20 @@ const MIN_REDIS_BENCHMARK_REQUESTS: u64 = 10_000;
 
 /// `redis-benchmark`'s `PING_INLINE` rate against `addr`: `connections` connections,
 /// one request outstanding on each (no pipelining) and one client thread, as the load
-/// generator runs, for `requests` requests. Registered with `registry` while it runs;
-/// killed after [`REQUEST_TIMEOUT`] plus a
-/// second per 10 000 requests, so that a stuck server cannot hang the scenario.
+/// generator runs, for `requests` requests, which the load generator answered at
+/// `expected_rps`. Registered with `registry` while it runs; killed after
+/// [`REQUEST_TIMEOUT`] plus three times as long as those requests took the load
+/// generator, so that a stuck server cannot hang the scenario. (A limit from the count
+/// alone — a second per 10 000 — cut off a whole run at one connection, where a round
+/// trip between two pinned CPUs holds the rate near 10 000 per second.)
 fn redis_benchmark_rps(
     program: &Path,
     registry: &ChildRegistry,
     addr: SocketAddr,
     connections: usize,
-    requests: u64,
+    (requests, expected_rps): (u64, f64),
 ) -> Result<f64, String> {
-    let limit = REQUEST_TIMEOUT + Duration::from_secs(requests / 10_000 + 1);
+    let limit = REQUEST_TIMEOUT + redis_benchmark_allowance(requests, expected_rps);
     let output = run_bounded(
         Command::new(program)
             .args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
@@ -723,6 +726,19 @@ fn redis_benchmark_rps(
             output.stderr.trim()
         )
     })
+}
+
+/// How long `redis-benchmark` may take for `requests` beyond the request timeout: three
+/// times what they took the load generator at `expected_rps` (at least 1 000 per second
+/// is assumed, so a load generator that measured nearly nothing cannot stretch it
+/// without bound), and at least a second.
+fn redis_benchmark_allowance(requests: u64, expected_rps: f64) -> Duration {
+    let rate = if expected_rps.is_finite() {
+        expected_rps.max(1_000.0)
+    } else {
+        1_000.0
+    };
+    Duration::from_secs_f64(3.0 * requests as f64 / rate).max(Duration::from_secs(1))
 }
 
 /// The rate of the `PING_INLINE` line of `redis-benchmark --csv`: `"PING_INLINE","rps",…`
@@ -824,6 +840,28 @@ mod tests {
         assert_eq!(parse_redis_benchmark_csv(redis_7), Some(166_666.67));
         let redis_5 = "\"PING_INLINE\",\"15931.18\"\n";
         assert_eq!(parse_redis_benchmark_csv(redis_5), Some(15_931.18));
+    }
+
+    #[test]
+    fn redis_benchmark_gets_three_times_what_the_load_generator_took() {
+        // 60 000 requests at one connection's 10 000 per second: 6 s, so 18 s allowed.
+        assert_eq!(
+            redis_benchmark_allowance(60_000, 10_000.0),
+            Duration::from_secs(18)
+        );
+        // A load generator that measured nothing does not make the limit endless.
+        assert_eq!(
+            redis_benchmark_allowance(10_000, 0.0),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            redis_benchmark_allowance(10_000, f64::NAN),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            redis_benchmark_allowance(100, 100_000.0),
+            Duration::from_secs(1)
+        );
         assert_eq!(parse_redis_benchmark_csv("\"PING_MBULK\",\"1.0\"\n"), None);
         assert_eq!(parse_redis_benchmark_csv("\"PING_INLINE\",\"nan\"\n"), None);
         assert_eq!(parse_redis_benchmark_csv(""), None);
@@ -857,7 +895,7 @@ mod tests {
         let script = fake_redis_benchmark("ok", "\"PING_INLINE\",\"1234.50\"", 0);
         let addr: SocketAddr = "127.0.0.1:6390".parse().expect("addr");
         let registry = ChildRegistry::default();
-        let rps = redis_benchmark_rps(&script, &registry, addr, 32, 20_000);
+        let rps = redis_benchmark_rps(&script, &registry, addr, 32, (20_000, 50_000.0));
         assert_eq!(rps, Ok(1234.5));
         let args = std::fs::read_to_string(script.with_file_name("args")).expect("args");
         assert_eq!(
@@ -865,7 +903,8 @@ mod tests {
             "-h 127.0.0.1 -p 6390 -c 32 -n 20000 -P 1 --threads 1 -t ping_inline -q --csv"
         );
         let broken = fake_redis_benchmark("broken", "", 1);
-        let error = redis_benchmark_rps(&broken, &registry, addr, 1, 10).expect_err("no rate");
+        let error =
+            redis_benchmark_rps(&broken, &registry, addr, 1, (10, 10_000.0)).expect_err("no rate");
         assert!(
             error.contains("no PING_INLINE rate") && error.contains("oops"),
             "{error}"

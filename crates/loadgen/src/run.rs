@@ -288,6 +288,21 @@ impl Plan {
             first_send: start + ramp,
         }
     }
+
+    /// The last instant a request due at `due` may still be sent, the connection having
+    /// become free at `free_at`.
+    ///
+    /// Open loop, a request that fell due inside the window on an idle connection is the
+    /// client's to send: when its wake-up comes after the end (timer slack, a busy client
+    /// thread), it is sent late, with the lateness recorded, rather than counted against
+    /// the server as unsent. One that fell due while the connection still waited on an
+    /// earlier reply had its chance only until the end, as does every closed-loop request.
+    fn last_send(&self, free_at: Instant, due: Instant) -> Instant {
+        match self.schedule {
+            Some(_) if free_at <= due && due < self.send_until => self.send_until + DRAIN_GRACE,
+            _ => self.send_until,
+        }
+    }
 }
 
 /// Sends requests on one connection until the plan's end or the shared request limit,
@@ -340,7 +355,8 @@ async fn drive_connection(
             }
             None => Instant::now(),
         };
-        if Instant::now() >= plan.send_until {
+        let last_send = plan.last_send(free_at, due);
+        if Instant::now() >= last_send {
             first_unsent = Some(request_idx.saturating_sub(1));
             break;
         }
@@ -355,7 +371,7 @@ async fn drive_connection(
         }
         let open = match connection.as_mut() {
             Some(open) => open,
-            None => match tokio::time::timeout_at(plan.send_until, Connection::open(addr)).await {
+            None => match tokio::time::timeout_at(last_send, Connection::open(addr)).await {
                 Ok(Ok(opened)) => {
                     // Opening waited on the server's accept: not the client's delay.
                     free_at = Instant::now();
@@ -474,4 +490,53 @@ impl Sink<'_> {
 /// A fresh latency histogram: 1 µs to 10 minutes at three significant digits.
 pub(crate) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 600_000_000, 3).expect("static bounds are valid")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(rate: Option<f64>) -> (Plan, Instant) {
+        let config = LoadConfig {
+            addr: "127.0.0.1:1".parse().expect("addr"),
+            connections: 1,
+            threads: 1,
+            stop: StopAfter {
+                duration: Some(Duration::from_secs(1)),
+                requests: None,
+                max_duration: Duration::from_secs(30),
+                settle: Duration::ZERO,
+            },
+            rate,
+            request: RequestSpec::Fib { n: 1 },
+            request_timeout: Duration::from_millis(500),
+            ramp: Duration::ZERO,
+        };
+        let start = Instant::now();
+        (Plan::new(&config, start, 0), start)
+    }
+
+    #[test]
+    fn an_open_loop_request_due_on_an_idle_connection_may_be_sent_after_the_end() {
+        let (plan, start) = plan(Some(100.0));
+        let due = plan.send_until - Duration::from_micros(10);
+        let free_at = due - Duration::from_millis(5);
+        assert_eq!(plan.last_send(free_at, due), plan.send_until + DRAIN_GRACE);
+        assert!(plan.send_until > start);
+    }
+
+    #[test]
+    fn an_open_loop_request_that_fell_due_behind_a_slow_reply_has_until_the_end() {
+        let (plan, _) = plan(Some(100.0));
+        let due = plan.send_until - Duration::from_millis(500);
+        let free_at = due + Duration::from_millis(300);
+        assert_eq!(plan.last_send(free_at, due), plan.send_until);
+    }
+
+    #[test]
+    fn a_closed_loop_request_has_until_the_end() {
+        let (plan, _) = plan(None);
+        let now = plan.send_until - Duration::from_millis(1);
+        assert_eq!(plan.last_send(now, now), plan.send_until);
+    }
 }

@@ -283,3 +283,42 @@ fn beazley_sweeps_worker_counts_in_the_same_rounds() {
         "{table}"
     );
 }
+
+/// A server that cannot bind port 0 (redis-server) is started twice in one scenario, once
+/// per arrangement. Each start must get a port of its own: on a shared one the second
+/// fails to bind while the first answers in its place, and its "isolated" rows measure the
+/// other server.
+#[test]
+fn each_start_of_a_server_ready_on_connect_gets_a_port_of_its_own() {
+    use scenarios::{ChildRegistry, FREE_PORT, ReadyBy, ServerChild, ServerCommand};
+    use std::time::Duration;
+
+    let host = std::net::IpAddr::from([127, 0, 0, 1]);
+    let command = ServerCommand {
+        name: "seq on a port found free".into(),
+        program: common::concbench_binary().into(),
+        args: ["serve", "--style", "seq", "--workers", "1", "--addr"]
+            .into_iter()
+            .map(Into::into)
+            .chain([format!("127.0.0.1:{FREE_PORT}").into()])
+            .collect(),
+        ready: ReadyBy::ConnectOnFreePort(host),
+    };
+    let registry = ChildRegistry::default();
+    let first = ServerChild::start(&command, &registry, Duration::from_secs(20)).expect("first");
+    let second = ServerChild::start(&command, &registry, Duration::from_secs(20)).expect("second");
+    assert_ne!(first.addr(), second.addr());
+    for server in [&first, &second] {
+        // Each answers on its own address, and it is the process started for it.
+        let mut stream = std::net::TcpStream::connect(server.addr()).expect("connect");
+        stream.write_all(b"10\n").expect("send");
+        let mut reply = String::new();
+        BufReader::new(&stream)
+            .read_line(&mut reply)
+            .expect("reply");
+        assert_eq!(reply.trim(), "55", "{:?}", server.addr());
+        assert!(common::is_our_child(server.pid()));
+    }
+    assert!(first.stop(Duration::from_secs(5)));
+    assert!(second.stop(Duration::from_secs(5)));
+}

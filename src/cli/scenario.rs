@@ -2,7 +2,7 @@
 
 use std::ffi::OsString;
 use std::io::{self, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,7 +13,7 @@ use scenarios::beazley::{
 };
 use scenarios::cpus::CpuList;
 use scenarios::tasks::{Subject, TasksConfig};
-use scenarios::{BeazleyRow, ChildRegistry, Phase, ReadyBy, ServerCommand, TaskRow};
+use scenarios::{BeazleyRow, ChildRegistry, FREE_PORT, Phase, ReadyBy, ServerCommand, TaskRow};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use workloads::protocol::DEFAULT_MAX_N;
@@ -459,7 +459,7 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
     } else {
         match find_on_path("redis-server") {
             Some(program) => {
-                contenders.push(redis_contender(program, host)?);
+                contenders.push(redis_contender(program, host));
                 RedisCeiling::Measured
             }
             None => RedisCeiling::NotOnPath,
@@ -518,7 +518,21 @@ fn run_beazley(args: &BeazleyArgs, registry: &ChildRegistry) -> anyhow::Result<(
     if outcome.rows.is_empty() {
         bail!("no server could be measured");
     }
-    Ok(())
+    fail_on_failures(&outcome.failures)
+}
+
+/// Fails, after every row measured has been written, when some servers could not be
+/// measured fully: a run that lost rows must not pass for a whole one (in a script or a
+/// CI gate, the exit status is all that is read).
+pub(super) fn fail_on_failures(failures: &[(String, String)]) -> anyhow::Result<()> {
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = failures.iter().map(|(name, _)| name.as_str()).collect();
+    bail!(
+        "{} could not be measured fully (see FAILED above); the rows that were measured are written",
+        names.join(", ")
+    )
 }
 
 /// The servers of a scenario that drives `workload` at the protocol's default bound:
@@ -585,32 +599,27 @@ pub(super) fn rust_contender(
     }
 }
 
-/// redis-server on a free loopback port, with persistence off; with `redis-benchmark`
-/// beside it when that is on PATH, to check the load generator against redis's client.
-fn redis_contender(program: PathBuf, host: IpAddr) -> anyhow::Result<Contender> {
-    // A port free here, on `host` where this machine has it (else on loopback).
-    let port = TcpListener::bind(SocketAddr::new(host, 0))
-        .or_else(|_| TcpListener::bind("127.0.0.1:0"))
-        .and_then(|listener| listener.local_addr())
-        .context("cannot find a free port for redis-server")?
-        .port();
-    let addr = SocketAddr::new(host, port);
+/// redis-server on `host`, at a port found free for each start, with persistence off;
+/// with `redis-benchmark` beside it when that is on PATH, to check the load generator
+/// against redis's client.
+fn redis_contender(program: PathBuf, host: IpAddr) -> Contender {
+    let host_arg = host.to_string();
     let args = [
         "--port",
-        &addr.port().to_string(),
+        FREE_PORT,
         "--bind",
-        &host.to_string(),
+        &host_arg,
         "--save",
         "",
         "--appendonly",
         "no",
     ];
-    Ok(Contender {
+    Contender {
         command: ServerCommand {
             name: "redis-server".into(),
             program,
             args: args.iter().map(OsString::from).collect(),
-            ready: ReadyBy::Connect(addr),
+            ready: ReadyBy::ConnectOnFreePort(host),
         },
         language: "c".into(),
         protocol: Protocol::Ping,
@@ -618,7 +627,7 @@ fn redis_contender(program: PathBuf, host: IpAddr) -> anyhow::Result<Contender> 
         pin_with: PinWith::Taskset,
         workers: None,
         sweep_point: false,
-    })
+    }
 }
 
 /// What happened to the redis-server ceiling row.
@@ -1180,4 +1189,25 @@ pub(super) fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|directory| directory.join(name))
         .find(|candidate| candidate.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fail_on_failures;
+
+    #[test]
+    fn a_run_that_lost_a_server_fails_and_names_it() {
+        assert!(fail_on_failures(&[]).is_ok());
+        let failures = [
+            ("redis-server (isolated)".to_owned(), "no result".to_owned()),
+            ("smol".to_owned(), "did not start".to_owned()),
+        ];
+        let message = fail_on_failures(&failures)
+            .expect_err("lost rows")
+            .to_string();
+        assert!(
+            message.contains("redis-server (isolated), smol"),
+            "{message}"
+        );
+    }
 }

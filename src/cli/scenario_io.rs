@@ -113,7 +113,7 @@ pub(crate) fn run(args: &IoArgs, registry: &ChildRegistry) -> anyhow::Result<()>
     if outcome.rows.iter().all(|row| row.style == "backend") {
         bail!("no server could be measured");
     }
-    Ok(())
+    super::scenario::fail_on_failures(&outcome.failures)
 }
 
 fn io_table(

@@ -147,7 +147,7 @@ pub(crate) fn run(args: &RateSweepArgs, registry: &ChildRegistry) -> anyhow::Res
     if outcome.rows.is_empty() {
         bail!("no server could be measured");
     }
-    Ok(())
+    super::scenario::fail_on_failures(&outcome.failures)
 }
 
 fn rate_table(

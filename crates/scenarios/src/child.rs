@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
@@ -34,8 +34,26 @@ pub enum ReadyBy {
     /// It prints `listening on ADDR` as its first line on stdout (every concbench
     /// server, the Python peers).
     ListeningLine,
-    /// It accepts connections on this address (redis-server).
-    Connect(SocketAddr),
+    /// It accepts connections on `host` at a port [`ServerChild::start`] finds free for
+    /// this start and writes in place of [`FREE_PORT`] in its arguments (redis-server,
+    /// which cannot bind port 0 and say which port it got). A port per start, not per
+    /// command: two instances of one command (a shared and an isolated arrangement) must
+    /// not meet on one port, where the second fails to bind while the first answers for
+    /// it.
+    ConnectOnFreePort(IpAddr),
+}
+
+/// The text [`ReadyBy::ConnectOnFreePort`] replaces, in any argument, with the port it
+/// found free (`--port {free-port}`, `--addr 127.0.0.1:{free-port}`).
+pub const FREE_PORT: &str = "{free-port}";
+
+/// A TCP port free on `host` now, or on loopback where this machine does not have
+/// `host` (a server started elsewhere through a launcher).
+fn free_port(host: IpAddr) -> std::io::Result<u16> {
+    TcpListener::bind(SocketAddr::new(host, 0))
+        .or_else(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
 }
 
 /// CPU time used by a server and its worker processes.
@@ -122,8 +140,35 @@ impl ServerChild {
             name: command.name.clone(),
             message,
         };
+        let (args, connect_to) = match command.ready {
+            ReadyBy::ListeningLine => (command.args.clone(), None),
+            ReadyBy::ConnectOnFreePort(host) => {
+                let port = free_port(host)
+                    .map_err(|error| start_error(format!("cannot find a free port: {error}")))?;
+                let addr = SocketAddr::new(host, port);
+                // Found free, yet taken since: then the connects below would reach
+                // another process and take it for this one.
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    return Err(start_error(format!(
+                        "{addr} was free a moment ago and is taken now"
+                    )));
+                }
+                let port = port.to_string();
+                let args = command
+                    .args
+                    .iter()
+                    .map(|arg| match arg.to_str() {
+                        Some(text) if text.contains(FREE_PORT) => {
+                            OsString::from(text.replace(FREE_PORT, &port))
+                        }
+                        _ => arg.clone(),
+                    })
+                    .collect();
+                (args, Some(addr))
+            }
+        };
         let mut child = Command::new(&command.program)
-            .args(&command.args)
+            .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -152,9 +197,9 @@ impl ServerChild {
             stderr,
             _tracked: tracked,
         };
-        let ready = match command.ready {
-            ReadyBy::ListeningLine => server.wait_for_listening_line(&first_line, timeout),
-            ReadyBy::Connect(addr) => server.wait_for_connect(addr, timeout).map(|()| addr),
+        let ready = match connect_to {
+            None => server.wait_for_listening_line(&first_line, timeout),
+            Some(addr) => server.wait_for_connect(addr, timeout).map(|()| addr),
         };
         match ready {
             Ok(addr) => {
@@ -243,11 +288,15 @@ impl ServerChild {
     fn wait_for_connect(&mut self, addr: SocketAddr, timeout: Duration) -> Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(());
-            }
+            let connected = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
             if let Ok(Some(status)) = self.child.try_wait() {
+                // Checked after the connect as well: whatever answered, it was not this
+                // server.
+
                 return Err(format!("it exited ({status}) before accepting connections"));
+            }
+            if connected {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(format!(

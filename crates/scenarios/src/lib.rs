@@ -27,8 +27,8 @@ mod rows;
 pub mod tasks;
 
 pub use child::{
-    BoundedOutput, ChildRegistry, CpuTime, ReadyBy, ServerChild, ServerCommand, TrackedChild,
-    run_bounded,
+    BoundedOutput, ChildRegistry, CpuTime, FREE_PORT, ReadyBy, ServerChild, ServerCommand,
+    TrackedChild, run_bounded,
 };
 pub use rows::{
     BeazleyRow, ConnectionsRow, IoRow, Phase, RateRow, RunMeta, THROUGHPUT_BENCH_ROWS, TaskRow,

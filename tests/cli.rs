@@ -33,6 +33,20 @@ fn list_prints_every_style_and_workload() {
 
 #[test]
 fn readme_matrix_is_the_output_of_list_markdown() {
+    // The README shows what every style runs where io_uring works; on a kernel that
+    // refuses it, the io_uring styles' rows say so instead.
+    if let Some(refused) = catalog::STYLES.iter().find_map(|entry| {
+        match (entry.support)(workloads::Workload::Throughput) {
+            workloads::Support::NotApplicable(reason)
+                if reason.starts_with(workloads::completion::UNAVAILABLE) =>
+            {
+                Some(reason)
+            }
+            _ => None,
+        }
+    }) {
+        return eprintln!("skipped: the matrix here differs from the README's: {refused}");
+    }
     let output = concbench(&["list", "--markdown"]);
     assert!(output.status.success(), "{output:?}");
     let matrix = String::from_utf8(output.stdout).expect("utf-8");
@@ -49,6 +63,40 @@ fn readme_matrix_is_the_output_of_list_markdown() {
         in_readme, matrix,
         "README.md's matrix is stale: replace it with `cargo run -- list --markdown`"
     );
+}
+
+#[test]
+fn io_uring_styles_are_not_applicable_where_io_uring_is_refused() {
+    let forced = |args: &[&str]| {
+        Command::new(common::concbench_binary())
+            .args(args)
+            .env(workloads::completion::NO_IO_URING_ENV, "1")
+            .output()
+            .expect("run concbench")
+    };
+    let reason = "io_uring unavailable (forced by CONCBENCH_NO_IO_URING)";
+    let listed = forced(&["list"]);
+    assert!(listed.status.success(), "{listed:?}");
+    let text = String::from_utf8(listed.stdout).expect("utf-8");
+    for style in ["compio", "compio-offload", "monoio", "monoio-offload"] {
+        for workload in workloads::Workload::ALL {
+            assert!(
+                text.contains(&format!("{style} × {workload}: {reason}")),
+                "{style} × {workload} is not n/a with the reason:\n{text}"
+            );
+        }
+    }
+    // The styles that need no io_uring are untouched.
+    assert!(
+        text.lines()
+            .any(|line| line.starts_with("tokio ") && !line.contains("n/a")),
+        "{text}"
+    );
+    // A server that cannot start says why, in one line, and fails.
+    let served = forced(&["serve", "--style", "monoio", "--addr", "127.0.0.1:0"]);
+    assert!(!served.status.success(), "{served:?}");
+    let error = String::from_utf8_lossy(&served.stderr);
+    assert!(error.contains(reason), "{error}");
 }
 
 #[test]

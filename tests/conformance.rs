@@ -304,6 +304,10 @@ conformance! {
     async_std_offload => "async-std-offload",
     smol => "smol",
     smol_offload => "smol-offload",
+    compio => "compio",
+    compio_offload => "compio-offload",
+    monoio => "monoio",
+    monoio_offload => "monoio-offload",
 }
 
 #[test]

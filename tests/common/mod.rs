@@ -80,11 +80,22 @@ impl Server {
         command
     }
 
-    /// Whether the server can run here: Python peers need `python3` on `PATH`. Says why
-    /// not, in the test log, when it cannot.
+    /// Whether the server can run here: Python peers need `python3` on `PATH`, the
+    /// io_uring styles a kernel that allows io_uring. Says why not, in the test log,
+    /// when it cannot.
     pub fn available(self) -> bool {
         match self {
-            Self::Style(_) => true,
+            Self::Style(style) => match catalog::find(style)
+                .map(|entry| (entry.support)(workloads::Workload::Throughput))
+            {
+                Some(workloads::Support::NotApplicable(reason))
+                    if reason.starts_with(workloads::completion::UNAVAILABLE) =>
+                {
+                    eprintln!("skipped: {style} cannot run here: {reason}");
+                    false
+                }
+                _ => true,
+            },
             Self::Python(script) => {
                 let found = std::process::Command::new("python3")
                     .arg("--version")

@@ -26,6 +26,10 @@ pub const STYLES: &[StyleEntry] = &[
     style_async_std::ENTRY_OFFLOAD,
     style_smol::ENTRY,
     style_smol::ENTRY_OFFLOAD,
+    style_compio::ENTRY,
+    style_compio::ENTRY_OFFLOAD,
+    style_monoio::ENTRY,
+    style_monoio::ENTRY_OFFLOAD,
 ];
 
 /// The `concbench` subcommand that turns the binary into a worker process.

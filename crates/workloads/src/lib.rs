@@ -14,12 +14,15 @@
 //!   machine's limits on threads and processes;
 //! - [`protocol`]: the wire protocol as a sans-I/O [`protocol::Session`], and [`server`]:
 //!   the blocking and futures-io connection loops and acceptors that servers share;
-//!   [`backend`]: the clients with which servers ask the backend of a `wait` request.
+//!   [`backend`]: the clients with which servers ask the backend of a `wait` request;
+//! - [`completion`]: the thread-per-core styles on completion-based (io_uring)
+//!   runtimes, written once over what each runtime provides.
 
 #![forbid(unsafe_code)]
 
 pub mod backend;
 mod check;
+pub mod completion;
 mod fib;
 mod inputs;
 pub mod protocol;

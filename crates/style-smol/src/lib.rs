@@ -26,7 +26,7 @@ use smol::Executor;
 use smol::channel::{self, Sender};
 use workloads::backend::BackendConnector;
 use workloads::server::{self, FuturesIo, Placement, SERVER_VARIANT, ServeConfig, ServerHandle};
-use workloads::tasks::{self, PingPong, Receiver, Sleepers, UnitKind};
+use workloads::tasks::{self, PingPong, Sleepers, UnitKind};
 use workloads::{
     CpuThreads, ForkJoin, ServerModel, Step, Style, StyleConfig, StyleEntry, StyleError, Support,
     Workload, fib,
@@ -165,30 +165,8 @@ impl Style for Smol {
         self.run(async move {
             let (ping_sender, pings) = smol::channel::bounded::<u64>(1);
             let (pong_sender, pongs) = smol::channel::bounded::<u64>(1);
-            let ponger = executor.spawn(async move {
-                let mut received = Receiver::default();
-                // Ends when the pinger drops its sender.
-                while let Ok(ping) = pings.recv().await {
-                    received.receive(ping);
-                    if pong_sender.send(ping).await.is_err() {
-                        break;
-                    }
-                }
-                received
-            });
-            let pinger = executor.spawn(async move {
-                let mut received = Receiver::default();
-                for message in 0..n_messages {
-                    if ping_sender.send(message).await.is_err() {
-                        break;
-                    }
-                    match pongs.recv().await {
-                        Ok(pong) => received.receive(pong),
-                        Err(_) => break,
-                    }
-                }
-                received
-            });
+            let ponger = executor.spawn(tasks::async_ponger(pings, pong_sender));
+            let pinger = executor.spawn(tasks::async_pinger(n_messages, ping_sender, pongs));
             PingPong::from_sides(ponger.await, pinger.await)
         })
     }

@@ -48,7 +48,7 @@ use crate::server::{
     is_transient_accept_error,
 };
 use crate::style::{Style, StyleConfig, StyleError, Support, Workload};
-use crate::tasks::{self, PingPong, Receiver, Sleepers};
+use crate::tasks::{self, PingPong, Sleepers};
 
 /// The environment variable that makes every completion-based style report io_uring
 /// unavailable, as on a kernel or container without it: set to anything but empty, the
@@ -424,30 +424,8 @@ impl<R: CompletionRuntime> Style for ThreadPerCore<R> {
                 // Two tasks of one thread: where a thread-per-core runtime's units talk.
                 let (ping_sender, pings) = async_channel::bounded::<u64>(1);
                 let (pong_sender, pongs) = async_channel::bounded::<u64>(1);
-                let ponger = R::spawn_joined(async move {
-                    let mut received = Receiver::default();
-                    // Ends when the pinger drops its sender.
-                    while let Ok(ping) = pings.recv().await {
-                        received.receive(ping);
-                        if pong_sender.send(ping).await.is_err() {
-                            break;
-                        }
-                    }
-                    received
-                });
-                let pinger = R::spawn_joined(async move {
-                    let mut received = Receiver::default();
-                    for message in 0..n_messages {
-                        if ping_sender.send(message).await.is_err() {
-                            break;
-                        }
-                        match pongs.recv().await {
-                            Ok(pong) => received.receive(pong),
-                            Err(_) => break,
-                        }
-                    }
-                    received
-                });
+                let ponger = R::spawn_joined(tasks::async_ponger(pings, pong_sender));
+                let pinger = R::spawn_joined(tasks::async_pinger(n_messages, ping_sender, pongs));
                 Some(PingPong::from_sides(ponger.await?, pinger.await?))
             })?;
         answer.recv_blocking().ok().flatten().ok_or_else(task_lost)

@@ -175,6 +175,42 @@ pub fn std_pinger(
     received
 }
 
+/// The ponging unit of a `ping_pong` over `async-channel` (smol's channel, and the
+/// io_uring runtimes', which have none of their own): [`std_ponger`], awaiting.
+pub async fn async_ponger(
+    pings: async_channel::Receiver<u64>,
+    pongs: async_channel::Sender<u64>,
+) -> Receiver {
+    let mut received = Receiver::default();
+    // Ends when the pinger drops its sender.
+    while let Ok(ping) = pings.recv().await {
+        received.receive(ping);
+        if pongs.send(ping).await.is_err() {
+            break;
+        }
+    }
+    received
+}
+
+/// The pinging unit of a `ping_pong` over `async-channel`: [`std_pinger`], awaiting.
+pub async fn async_pinger(
+    n_messages: u64,
+    pings: async_channel::Sender<u64>,
+    pongs: async_channel::Receiver<u64>,
+) -> Receiver {
+    let mut received = Receiver::default();
+    for message in 0..n_messages {
+        if pings.send(message).await.is_err() {
+            break;
+        }
+        match pongs.recv().await {
+            Ok(pong) => received.receive(pong),
+            Err(_) => break,
+        }
+    }
+    received
+}
+
 /// What a sleeping unit reports: whether it slept at least `sleep` since `began`.
 pub fn slept_full(began: Instant, sleep: Duration) -> bool {
     began.elapsed() >= sleep

@@ -30,18 +30,15 @@ use std::time::Duration;
 use compio::BufResult;
 use compio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use workloads::completion::{self, CompletionRuntime, CompletionStream};
-use workloads::server::Placement;
 use workloads::tasks::UnitKind;
-use workloads::{
-    CpuThreads, ServerModel, Style, StyleConfig, StyleEntry, StyleError, Support, Workload,
-};
+use workloads::{CpuThreads, ServerModel, StyleEntry};
 
 /// The `compio` row of the catalog.
 pub const ENTRY: StyleEntry = StyleEntry {
     name: "compio",
     summary: "compio io_uring runtime on each of `workers` threads (thread-per-core): a task per input, split or connection, fib inline",
-    support,
-    build: build_inline,
+    support: completion::inline_support::<Compio>,
+    build: completion::build_inline::<Compio>,
     server_model: ServerModel::Concurrent,
     cpu_threads: CpuThreads::Workers,
     unit: UnitKind::Task,
@@ -52,34 +49,12 @@ pub const ENTRY: StyleEntry = StyleEntry {
 pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
     name: "compio-offload",
     summary: "compio io_uring runtime on each of `workers` threads, each request's fib on `spawn_blocking`",
-    support: support_offload,
-    build: build_offload,
+    support: completion::offload_support::<Compio>,
+    build: completion::build_offload::<Compio>,
     server_model: ServerModel::Concurrent,
     cpu_threads: CpuThreads::Workers,
     unit: UnitKind::Task,
 };
-
-/// Whether compio's io_uring runtime can start here, probed once per process.
-fn unavailable() -> Option<&'static str> {
-    static PROBED: OnceLock<Option<&'static str>> = OnceLock::new();
-    completion::io_uring_unavailable::<Compio>(&PROBED)
-}
-
-fn support(workload: Workload) -> Support {
-    completion::inline_support(unavailable(), workload)
-}
-
-fn support_offload(workload: Workload) -> Support {
-    completion::offload_support(unavailable(), workload)
-}
-
-fn build_inline(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
-    completion::build::<Compio>(config, Placement::Inline, unavailable())
-}
-
-fn build_offload(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
-    completion::build::<Compio>(config, Placement::Offload, unavailable())
-}
 
 /// One thread's compio runtime.
 pub struct Compio(compio::runtime::Runtime);
@@ -88,6 +63,11 @@ impl CompletionRuntime for Compio {
     type Listener = compio::net::TcpListener;
     type Stream = CompioStream;
     const THREAD_NAME: &'static str = "compio";
+
+    fn probed() -> &'static OnceLock<Option<&'static str>> {
+        static PROBED: OnceLock<Option<&'static str>> = OnceLock::new();
+        &PROBED
+    }
 
     fn build(_offload: bool) -> io::Result<Self> {
         // Every runtime has its blocking pool; it starts no thread until asked.

@@ -28,18 +28,15 @@ use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use workloads::completion::{self, CompletionRuntime, CompletionStream};
-use workloads::server::Placement;
 use workloads::tasks::UnitKind;
-use workloads::{
-    CpuThreads, ServerModel, Style, StyleConfig, StyleEntry, StyleError, Support, Workload,
-};
+use workloads::{CpuThreads, ServerModel, StyleEntry};
 
 /// The `monoio` row of the catalog.
 pub const ENTRY: StyleEntry = StyleEntry {
     name: "monoio",
     summary: "monoio io_uring runtime on each of `workers` threads (thread-per-core): a task per input, split or connection, fib inline",
-    support,
-    build: build_inline,
+    support: completion::inline_support::<Monoio>,
+    build: completion::build_inline::<Monoio>,
     server_model: ServerModel::Concurrent,
     cpu_threads: CpuThreads::Workers,
     unit: UnitKind::Task,
@@ -50,34 +47,12 @@ pub const ENTRY: StyleEntry = StyleEntry {
 pub const ENTRY_OFFLOAD: StyleEntry = StyleEntry {
     name: "monoio-offload",
     summary: "monoio io_uring runtime on each of `workers` threads, each request's fib on `spawn_blocking`",
-    support: support_offload,
-    build: build_offload,
+    support: completion::offload_support::<Monoio>,
+    build: completion::build_offload::<Monoio>,
     server_model: ServerModel::Concurrent,
     cpu_threads: CpuThreads::Workers,
     unit: UnitKind::Task,
 };
-
-/// Whether monoio's io_uring runtime can start here, probed once per process.
-fn unavailable() -> Option<&'static str> {
-    static PROBED: OnceLock<Option<&'static str>> = OnceLock::new();
-    completion::io_uring_unavailable::<Monoio>(&PROBED)
-}
-
-fn support(workload: Workload) -> Support {
-    completion::inline_support(unavailable(), workload)
-}
-
-fn support_offload(workload: Workload) -> Support {
-    completion::offload_support(unavailable(), workload)
-}
-
-fn build_inline(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
-    completion::build::<Monoio>(config, Placement::Inline, unavailable())
-}
-
-fn build_offload(config: &StyleConfig) -> Result<Box<dyn Style>, StyleError> {
-    completion::build::<Monoio>(config, Placement::Offload, unavailable())
-}
 
 /// One thread's monoio runtime: the io_uring driver under its timer.
 pub struct Monoio(monoio::Runtime<monoio::time::TimeDriver<monoio::IoUringDriver>>);
@@ -95,6 +70,11 @@ impl CompletionRuntime for Monoio {
     type Listener = monoio::net::TcpListener;
     type Stream = MonoioStream;
     const THREAD_NAME: &'static str = "monoio";
+
+    fn probed() -> &'static OnceLock<Option<&'static str>> {
+        static PROBED: OnceLock<Option<&'static str>> = OnceLock::new();
+        &PROBED
+    }
 
     fn build(offload: bool) -> io::Result<Self> {
         let builder = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new().enable_timer();

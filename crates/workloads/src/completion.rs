@@ -72,6 +72,10 @@ pub trait CompletionRuntime: Sized + 'static {
     /// The prefix of its worker threads' names.
     const THREAD_NAME: &'static str;
 
+    /// This runtime's cell for [`io_uring_unavailable`]'s verdict, probed once per
+    /// process (a `static` of the implementing crate: generic code cannot own one).
+    fn probed() -> &'static OnceLock<Option<&'static str>>;
+
     /// Builds this thread's runtime: io_uring only (an error where the kernel refuses
     /// it, never a silent fallback to another driver), with its timer, and with a
     /// blocking pool when `offload` is set.
@@ -133,57 +137,68 @@ pub fn bytes_waiting(socket: RawFd) -> bool {
     }
 }
 
-/// Why io_uring cannot be used here, probed once per process into `probed` by building
-/// `R`'s runtime on a scratch thread: `None` where it works, else
-/// `io_uring unavailable (<the error>)`. [`NO_IO_URING_ENV`] forces the second answer.
-pub fn io_uring_unavailable<R: CompletionRuntime>(
-    probed: &'static OnceLock<Option<&'static str>>,
-) -> Option<&'static str> {
-    *probed.get_or_init(|| {
-        if std::env::var_os(NO_IO_URING_ENV).is_some_and(|value| !value.is_empty()) {
-            return Some(concat!(
-                "io_uring unavailable (forced by ",
-                "CONCBENCH_NO_IO_URING)"
-            ));
-        }
-        let built = thread::Builder::new()
-            .name("io-uring-probe".into())
-            .spawn(|| R::build(false).map(drop))
-            .map(|probe| probe.join());
-        let reason = match built {
-            Ok(Ok(Ok(()))) => return None,
-            Ok(Ok(Err(error))) => format!("{UNAVAILABLE} ({error})"),
-            Ok(Err(_)) => format!("{UNAVAILABLE} (building the runtime panicked)"),
-            Err(error) => format!("{UNAVAILABLE} (no thread to probe it: {error})"),
+/// Why io_uring cannot be used here, probed once per process into `R`'s
+/// [`probed`](CompletionRuntime::probed) cell by building `R`'s runtime on a scratch
+/// thread: `None` where it works, else `io_uring unavailable (<the error>)`.
+/// [`NO_IO_URING_ENV`] forces the second answer.
+pub fn io_uring_unavailable<R: CompletionRuntime>() -> Option<&'static str> {
+    *R::probed().get_or_init(|| {
+        let reason = if std::env::var_os(NO_IO_URING_ENV).is_some_and(|value| !value.is_empty()) {
+            format!("{UNAVAILABLE} (forced by {NO_IO_URING_ENV})")
+        } else {
+            let built = thread::Builder::new()
+                .name("io-uring-probe".into())
+                .spawn(|| R::build(false).map(drop))
+                .map(|probe| probe.join());
+            match built {
+                Ok(Ok(Ok(()))) => return None,
+                Ok(Ok(Err(error))) => format!("{UNAVAILABLE} ({error})"),
+                Ok(Err(_)) => format!("{UNAVAILABLE} (building the runtime panicked)"),
+                Err(error) => format!("{UNAVAILABLE} (no thread to probe it: {error})"),
+            }
         };
-        // Once per process and style: the matrix's reasons are `&'static str`.
+        // Once per process and runtime: the matrix's reasons are `&'static str`.
         Some(Box::leak(reason.into_boxed_str()))
     })
 }
 
-/// The support of a thread-per-core style with every fib inline: every workload runs,
-/// unless io_uring is unavailable (`unavailable`), which makes every one not
-/// applicable with that reason.
-pub fn inline_support(unavailable: Option<&'static str>, _workload: Workload) -> Support {
-    match unavailable {
+/// The support of a thread-per-core style on `R` with every fib inline: every
+/// workload runs, unless io_uring is unavailable, which makes every one not applicable
+/// with that reason.
+pub fn inline_support<R: CompletionRuntime>(_workload: Workload) -> Support {
+    match io_uring_unavailable::<R>() {
         Some(reason) => Support::NotApplicable(reason),
         None => Support::Runs,
     }
 }
 
-/// The support of an `-offload` variant: [`crate::server::server_variant_support`],
-/// unless io_uring is unavailable.
-pub fn offload_support(unavailable: Option<&'static str>, workload: Workload) -> Support {
-    match unavailable {
+/// The support of an `-offload` variant on `R`:
+/// [`crate::server::server_variant_support`], unless io_uring is unavailable.
+pub fn offload_support<R: CompletionRuntime>(workload: Workload) -> Support {
+    match io_uring_unavailable::<R>() {
         Some(reason) => Support::NotApplicable(reason),
         None => crate::server::server_variant_support(workload),
     }
 }
 
+/// Builds the style on `R` with every fib inline; see [`build`].
+pub fn build_inline<R: CompletionRuntime>(
+    config: &StyleConfig,
+) -> Result<Box<dyn Style>, StyleError> {
+    build::<R>(config, Placement::Inline, io_uring_unavailable::<R>())
+}
+
+/// Builds the `-offload` variant on `R`; see [`build`].
+pub fn build_offload<R: CompletionRuntime>(
+    config: &StyleConfig,
+) -> Result<Box<dyn Style>, StyleError> {
+    build::<R>(config, Placement::Offload, io_uring_unavailable::<R>())
+}
+
 /// Builds the style on `R`: [`ThreadPerCore`], or where io_uring is unavailable a
 /// style that refuses every workload with that reason (so that building never fails
 /// the suite, and what it refuses matches the entry's support).
-pub fn build<R: CompletionRuntime>(
+fn build<R: CompletionRuntime>(
     config: &StyleConfig,
     placement: Placement,
     unavailable: Option<&'static str>,
@@ -783,6 +798,11 @@ mod tests {
         type Stream = NoStream;
         const THREAD_NAME: &'static str = "refused";
 
+        fn probed() -> &'static OnceLock<Option<&'static str>> {
+            static PROBED: OnceLock<Option<&'static str>> = OnceLock::new();
+            &PROBED
+        }
+
         fn build(_offload: bool) -> io::Result<Self> {
             Err(io::Error::from_raw_os_error(38))
         }
@@ -814,22 +834,21 @@ mod tests {
 
     #[test]
     fn a_refused_runtime_makes_every_workload_not_applicable_with_the_kernels_error() {
-        static PROBED: OnceLock<Option<&'static str>> = OnceLock::new();
-        let reason = io_uring_unavailable::<Refused>(&PROBED).expect("refused");
+        let reason = io_uring_unavailable::<Refused>().expect("refused");
         assert!(reason.starts_with(UNAVAILABLE), "{reason}");
         assert!(reason.contains("os error 38"), "{reason}");
         for workload in Workload::ALL {
             assert_eq!(
-                inline_support(Some(reason), workload),
+                inline_support::<Refused>(workload),
                 Support::NotApplicable(reason)
             );
             assert_eq!(
-                offload_support(Some(reason), workload),
+                offload_support::<Refused>(workload),
                 Support::NotApplicable(reason)
             );
         }
         let config = StyleConfig::new(NonZeroUsize::MIN);
-        let style = build::<Refused>(&config, Placement::Inline, Some(reason)).expect("builds");
+        let style = build_inline::<Refused>(&config).expect("builds");
         match style.fib_batch(&[1, 2]) {
             Err(StyleError::NotApplicable(refused)) => assert_eq!(refused, reason),
             other => panic!("{other:?}"),
